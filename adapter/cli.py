@@ -1,0 +1,231 @@
+"""The ``fhir-genomics`` command: a thin shell over the library.
+
+Exit codes: 0 success, 2 bad options, 3 bad input, 4 validation failed, 5 FHIR package
+problem, 6 output not written, 1 any other adapter error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from .convert import (
+    ConvertOptions,
+    OutputFormat,
+    convert_vcf,
+    optional_pair,
+    parse_instant,
+    patient_ref,
+)
+from .errors import AdapterError, UnknownSampleError
+from .model import ConversionSummary, GenomeBuild, GenomicSourceClass, Sex
+from .regions import parse_region
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except AdapterError as exc:
+        _report_error(exc, sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fhir-genomics",
+        description="Genomic results to HL7 FHIR Genomics Reporting IG STU3 (FHIR R4).",
+    )
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    _add_convert(sub)
+    _add_validate(sub)
+    _add_serve(sub)
+    _add_packages(sub)
+    return parser
+
+
+def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("convert", help="convert a VCF to a Bundle or Bulk NDJSON")
+    p.add_argument("input", type=Path, help="VCF file, plain or bgzipped")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--patient", metavar="ID", help="literal Patient id (Patient/123 or 123)")
+    who.add_argument("--patient-identifier", metavar="SYSTEM|VALUE", help="Patient business id")
+    p.add_argument("--sample", help="sample name (needed for multi-sample files)")
+    p.add_argument("--build", choices=[b.value for b in GenomeBuild], help="genome build")
+    p.add_argument(
+        "--source-class",
+        choices=[c.value for c in GenomicSourceClass],
+        default=GenomicSourceClass.GERMLINE.value,
+    )
+    p.add_argument("--sex", choices=[s.value for s in Sex], default=Sex.UNKNOWN.value)
+    p.add_argument(
+        "--format", choices=[f.value for f in OutputFormat], default=OutputFormat.TRANSACTION
+    )
+    p.add_argument("--out", type=Path, required=True, help="output file (NDJSON: a folder)")
+    p.add_argument("--region", action="append", default=[], help="chr:start-end, repeatable")
+    p.add_argument("--regions-bed", type=Path, help="BED of the regions studied (restricts too)")
+    p.add_argument(
+        "--uncallable-bed", type=Path, help="BED of the regions that could not be called"
+    )
+    p.add_argument("--include-filtered", action="store_true", help="keep non-PASS records")
+    p.add_argument(
+        "--validate", action="store_true", help="check every resource against its profile"
+    )
+    p.add_argument(
+        "--document-reference", action="store_true", help="describe the input VCF as a resource"
+    )
+    p.add_argument("--report-id", help="the lab's stable report id (corrections then update)")
+    p.add_argument("--specimen", metavar="ID", help="literal Specimen id")
+    p.add_argument("--specimen-identifier", metavar="SYSTEM|VALUE")
+    p.add_argument("--order-identifier", metavar="SYSTEM|VALUE", help="ServiceRequest identifier")
+    p.add_argument("--performer", metavar="REF", help="e.g. Organization/lab-1")
+    p.add_argument(
+        "--issued", help="report time, ISO 8601 with zone (default: ##fileDate, else file time)"
+    )
+    p.add_argument("--heteroplasmy-threshold", type=float, default=0.95)
+    p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
+    p.set_defaults(run=_run_convert)
+
+
+def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("validate", help="validate FHIR JSON, a Bundle or NDJSON against the IG")
+    p.add_argument("files", type=Path, nargs="+")
+    p.set_defaults(run=_run_validate)
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the HTTP API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(run=_run_serve)
+
+
+def _add_packages(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("packages", help="fetch and verify the pinned FHIR packages")
+    p.set_defaults(run=_run_packages)
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    options = _convert_options(args)
+    progress = None if args.quiet else _Progress(sys.stderr)
+    summary = convert_vcf(args.input, args.out, options, progress=progress)
+    if progress is not None:
+        progress.finish()
+        _print_summary(summary, args.out, sys.stderr)
+    return 0
+
+
+def _convert_options(args: argparse.Namespace) -> ConvertOptions:
+    return ConvertOptions(
+        patient=patient_ref(args.patient, args.patient_identifier),
+        sample=args.sample,
+        build=GenomeBuild(args.build) if args.build else None,
+        source_class=GenomicSourceClass(args.source_class),
+        sex=Sex(args.sex),
+        output_format=OutputFormat(args.format),
+        regions=tuple(parse_region(r) for r in args.region),
+        regions_bed=args.regions_bed,
+        uncallable_bed=args.uncallable_bed,
+        include_filtered=args.include_filtered,
+        validate=args.validate,
+        include_document_reference=args.document_reference,
+        report_id=args.report_id,
+        specimen_id=args.specimen,
+        specimen_identifier=optional_pair(args.specimen_identifier, "specimen identifier"),
+        order_identifier=optional_pair(args.order_identifier, "order identifier"),
+        performer=args.performer,
+        issued=parse_instant(args.issued) if args.issued else None,
+        heteroplasmy_threshold=args.heteroplasmy_threshold,
+    )
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from .validation import validate_path
+
+    failed = False
+    for path in args.files:
+        report = validate_path(path)
+        for issue in report.issues:
+            print(f"{path}: {issue.severity}: {issue.path}: {issue.message}")
+        print(
+            f"{path}: {report.resources_checked} resources, "
+            f"{len(report.errors)} errors, {len(report.warnings)} warnings"
+        )
+        failed = failed or not report.ok
+    return 4 if failed else 0
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .service import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port)
+    return 0
+
+
+def _run_packages(args: argparse.Namespace) -> int:
+    from .packages import fetch_all
+
+    for name, path in sorted(fetch_all().items()):
+        print(f"{name}: {path}")
+    return 0
+
+
+class _Progress:
+    """A one-line progress display on a terminal; silent when stderr is not one."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.start = time.monotonic()
+        self.shown = False
+
+    def __call__(self, records: int, variants: int) -> None:
+        if not self.enabled:
+            return
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        self.stream.write(
+            f"\r{records:,} records read, {variants:,} variants ({records / elapsed:,.0f} rec/s)"
+        )
+        self.stream.flush()
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+
+
+def _print_summary(summary: ConversionSummary, out: Path, stream: TextIO) -> None:
+    print(
+        f"wrote {out}: {summary.variants_converted:,} variants from "
+        f"{summary.records_read:,} records",
+        file=stream,
+    )
+    for reason, count in sorted(summary.skipped.items()):
+        print(f"  skipped {count:,}: {reason}", file=stream)
+    for rtype, count in sorted(summary.resources_written.items()):
+        print(f"  {rtype}: {count:,}", file=stream)
+
+
+def _report_error(exc: AdapterError, stream: TextIO) -> None:
+    print(f"error: {exc}", file=stream)
+    if isinstance(exc, UnknownSampleError) and exc.samples:
+        print(f"  samples in the file: {', '.join(exc.samples)}", file=stream)
+    for issue in getattr(exc, "issues", ())[:20]:
+        print(f"  {issue.severity}: {issue.path}: {issue.message}", file=stream)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""One conversion, end to end: VCF → internal model → FHIR resources → output.
+
+This is the library call behind ``fhir-genomics convert`` and ``POST /v1/convert``; the shells
+only parse their options into :class:`ConvertOptions`. Nothing reaches the destination unless
+the whole conversion (and validation, when asked) succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from .assembly import accession
+from .errors import InputError, OptionsError, ValidationFailed, ValidationIssue
+from .fhir.report import ReportBuilder
+from .fhir.variant import VariantBuilder
+from .fhir.writers import open_writer
+from .model import (
+    AnalysisContext,
+    ConversionSummary,
+    GenomeBuild,
+    GenomicRegion,
+    GenomicSourceClass,
+    PatientRef,
+    Sex,
+)
+from .readers.vcf import VcfReader
+from .regions import read_bed
+
+__all__ = [
+    "ConvertOptions",
+    "OutputFormat",
+    "convert_vcf",
+    "optional_pair",
+    "pair",
+    "parse_instant",
+    "patient_ref",
+]
+
+#: callback(records_read, variants_converted), called every PROGRESS_EVERY records
+ProgressCallback = Callable[[int, int], None]
+PROGRESS_EVERY = 10_000
+_MAX_ISSUES = 50
+
+
+class OutputFormat(StrEnum):
+    """The three output forms of a conversion."""
+
+    TRANSACTION = "transaction"
+    COLLECTION = "collection"
+    NDJSON = "ndjson"
+
+
+@dataclass(frozen=True, slots=True)
+class ConvertOptions:
+    """Everything a user can say about one conversion."""
+
+    patient: PatientRef
+    sample: str | None = None
+    build: GenomeBuild | None = None
+    source_class: GenomicSourceClass = GenomicSourceClass.GERMLINE
+    sex: Sex = Sex.UNKNOWN
+    output_format: OutputFormat = OutputFormat.TRANSACTION
+    regions: Sequence[GenomicRegion] = ()
+    regions_bed: Path | None = None
+    uncallable_bed: Path | None = None
+    include_filtered: bool = False
+    validate: bool = False
+    include_document_reference: bool = False
+    report_id: str | None = None
+    specimen_id: str | None = None
+    specimen_identifier: tuple[str, str] | None = None
+    order_identifier: tuple[str, str] | None = None
+    performer: str | None = None
+    issued: datetime | None = None
+    heteroplasmy_threshold: float = 0.95
+    input_name: str | None = None
+
+    def check(self) -> None:
+        """Reject contradictory or impossible options before any work is done."""
+        p = self.patient
+        has_id = p.id is not None
+        has_identifier = p.identifier_system is not None or p.identifier_value is not None
+        if has_id == has_identifier:
+            raise OptionsError("give the patient either as an id or as an identifier, not both")
+        if has_identifier and not (p.identifier_system and p.identifier_value):
+            raise OptionsError("a patient identifier needs a system and a value (system|value)")
+        if self.specimen_id and self.specimen_identifier:
+            raise OptionsError("give the specimen either as an id or as an identifier, not both")
+        if self.regions and self.regions_bed:
+            raise OptionsError("give --region or --regions-bed, not both")
+        if not 0.5 <= self.heteroplasmy_threshold <= 1.0:
+            raise OptionsError("the heteroplasmy threshold must lie between 0.5 and 1.0")
+        if self.issued is not None and self.issued.tzinfo is None:
+            raise OptionsError("the issued time needs a time zone (e.g. 2026-01-31T12:00:00Z)")
+
+
+def convert_vcf(
+    source: Path,
+    destination: Path,
+    options: ConvertOptions,
+    *,
+    progress: ProgressCallback | None = None,
+) -> ConversionSummary:
+    """Convert one VCF into ``destination`` (a Bundle file, or an NDJSON folder)."""
+    options.check()
+    if not source.is_file():
+        raise InputError("no such file", source=str(source))
+    studied = read_bed(options.regions_bed) if options.regions_bed else ()
+    uncallable = read_bed(options.uncallable_bed) if options.uncallable_bed else ()
+    digest, size = _sha256(source)
+    summary = ConversionSummary()
+    with VcfReader(
+        source,
+        sample=options.sample,
+        build=options.build,
+        sex=options.sex,
+        regions=tuple(options.regions) or tuple(studied),
+        include_filtered=options.include_filtered,
+        heteroplasmy_threshold=options.heteroplasmy_threshold,
+        summary=summary,
+    ) as reader:
+        ctx = _context(
+            options, reader, source, digest, size, studied=studied, uncallable=uncallable
+        )
+        check = _checker(options.validate, summary)
+        with open_writer(options.output_format.value, destination, ctx) as writer:
+            builder = VariantBuilder(ctx, accession)
+            for resource in _variants(reader, builder, summary, progress):
+                check(resource)
+                writer.add_variant(resource)
+            for resource in ReportBuilder(ctx).build(writer.variant_references()):
+                check(resource)
+                writer.add(resource)
+            summary.resources_written = writer.counts()
+    return summary
+
+
+def _variants(
+    reader: VcfReader,
+    builder: VariantBuilder,
+    summary: ConversionSummary,
+    progress: ProgressCallback | None,
+) -> Iterator[dict[str, Any]]:
+    """Variant Observations in file order, counting as they go."""
+    for call in reader:
+        summary.variants_converted += 1
+        if progress is not None and summary.variants_converted % PROGRESS_EVERY == 0:
+            progress(summary.records_read, summary.variants_converted)
+        yield builder.build(call)
+    if progress is not None:
+        progress(summary.records_read, summary.variants_converted)
+
+
+def _checker(enabled: bool, summary: ConversionSummary) -> Callable[[dict[str, Any]], None]:
+    """A per-resource profile check that fails the conversion on the first invalid resource."""
+    if not enabled:
+        return lambda _resource: None
+    from .validation import load_validator
+
+    validator = load_validator()
+
+    def check(resource: dict[str, Any]) -> None:
+        issues = [i for i in validator.validate(resource) if i.severity == "error"]
+        if issues:
+            summary.validation_errors += len(issues)
+            raise ValidationFailed(
+                f"{resource.get('resourceType')} failed validation against its profile; "
+                "nothing was written",
+                issues=_prefixed(resource, issues[:_MAX_ISSUES]),
+            )
+
+    return check
+
+
+def _prefixed(resource: dict[str, Any], issues: list[ValidationIssue]) -> list[ValidationIssue]:
+    """Name the failing resource by its business identifier in each issue."""
+    ident = (resource.get("identifier") or [{}])[0].get("value", "?")
+    return [
+        ValidationIssue(i.severity, i.path, f"{i.message} (resource {ident})", i.profile)
+        for i in issues
+    ]
+
+
+def _context(
+    options: ConvertOptions,
+    reader: VcfReader,
+    source: Path,
+    digest: str,
+    size: int,
+    *,
+    studied: Sequence[GenomicRegion],
+    uncallable: Sequence[GenomicRegion],
+) -> AnalysisContext:
+    """The non-variant facts of this conversion, with a stable key for identifiers."""
+    return AnalysisContext(
+        patient=options.patient,
+        build=reader.build,
+        sample=reader.sample,
+        source_class=options.source_class,
+        sex=options.sex,
+        issued=options.issued or _default_issued(reader.header.file_date, source),
+        input_name=options.input_name or source.name,
+        input_sha256=digest,
+        input_size=size,
+        report_key=_report_key(options, reader, digest),
+        specimen_id=options.specimen_id,
+        specimen_identifier=options.specimen_identifier,
+        order_identifier=options.order_identifier,
+        performer=options.performer,
+        regions_studied=tuple(studied) or tuple(options.regions),
+        regions_studied_name=options.regions_bed.name if options.regions_bed else None,
+        uncallable_regions=tuple(uncallable),
+        uncallable_regions_name=options.uncallable_bed.name if options.uncallable_bed else None,
+        include_document_reference=options.include_document_reference,
+        caller=reader.header.source,
+        file_date=reader.header.file_date,
+    )
+
+
+def _report_key(options: ConvertOptions, reader: VcfReader, digest: str) -> str:
+    """The report's identity: the lab's report id, else the input's content and subject.
+
+    With ``report_id`` a corrected VCF for the same report updates the resources sent
+    before instead of creating new ones.
+    """
+    if options.report_id:
+        return f"report:{options.report_id}"
+    p = options.patient
+    subject = p.id or f"{p.identifier_system}|{p.identifier_value}"
+    return "|".join(
+        ["vcf", digest, reader.sample, reader.build.value, options.source_class.value, subject]
+    )
+
+
+def _default_issued(file_date: str | None, source: Path) -> datetime:
+    """A deterministic report time: the VCF's ##fileDate, else the file's modification time.
+
+    Using "now" would make two runs over the same input differ byte for byte.
+    """
+    for fmt in ("%Y%m%d", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(file_date or "", fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return datetime.fromtimestamp(int(source.stat().st_mtime), tz=UTC)
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    """Content hash and size of the input, read in large blocks."""
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+def patient_ref(literal: str | None, identifier: str | None) -> PatientRef:
+    """A PatientRef from ``123``/``Patient/123`` or ``system|value``."""
+    if literal:
+        pid = literal.removeprefix("Patient/")
+        if not pid or "/" in pid:
+            raise OptionsError(f"not a Patient id: {literal!r}", field="patient")
+        return PatientRef(id=pid)
+    if identifier:
+        system, value = pair(identifier, "patient identifier")
+        return PatientRef(identifier_system=system, identifier_value=value)
+    raise OptionsError("name the patient by id or by identifier (system|value)", field="patient")
+
+
+def pair(text: str, what: str) -> tuple[str, str]:
+    """Split ``system|value``, both parts required."""
+    system, sep, value = text.partition("|")
+    if not sep or not system or not value:
+        raise OptionsError(f"{what} must be SYSTEM|VALUE, got {text!r}", field=what)
+    return system, value
+
+
+def optional_pair(text: str | None, what: str) -> tuple[str, str] | None:
+    """``pair`` for an option that may be absent."""
+    return pair(text, what) if text else None
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 instant with a zone (``Z`` accepted)."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise OptionsError(f"not an ISO 8601 time: {text!r}", field="issued") from None
+    if value.tzinfo is None:
+        raise OptionsError(f"the time needs a zone, e.g. {text}Z", field="issued")
+    return value

@@ -1,0 +1,216 @@
+"""The adapter's one exception tree.
+
+Every failure a user can cause or act on is an :class:`AdapterError`::
+
+    AdapterError
+    ├── InputError            bad input; names the file, line and field when known
+    │   ├── VcfError
+    │   │   ├── NotAVcfError
+    │   │   ├── TruncatedInputError
+    │   │   ├── MalformedRecordError
+    │   │   ├── HeaderMismatchError
+    │   │   ├── UnknownSampleError
+    │   │   └── UnknownContigError
+    │   ├── RegionError       bad --region or BED file
+    │   └── GenomeBuildError  build unknown, or contradicting the header
+    ├── OptionsError          conflicting or invalid options
+    ├── ValidationFailed      emitted FHIR did not conform to its profile
+    ├── PackageError          a pinned FHIR package is missing or fails its integrity hash
+    └── OutputError           the output could not be written
+
+The CLI maps each class to an exit code and the HTTP API to a status code and a FHIR
+OperationOutcome, so callers never see a traceback for a problem they can fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = [
+    "AdapterError",
+    "GenomeBuildError",
+    "HeaderMismatchError",
+    "InputError",
+    "MalformedRecordError",
+    "NotAVcfError",
+    "OptionsError",
+    "OutputError",
+    "PackageError",
+    "RegionError",
+    "TruncatedInputError",
+    "UnknownContigError",
+    "UnknownSampleError",
+    "ValidationFailed",
+    "ValidationIssue",
+    "VcfError",
+]
+
+
+class AdapterError(Exception):
+    """Root of every error the adapter raises on purpose."""
+
+    exit_code: ClassVar[int] = 1
+    http_status: ClassVar[int] = 500
+    #: FHIR OperationOutcome.issue.code (http://hl7.org/fhir/issue-type)
+    issue_code: ClassVar[str] = "exception"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.message = message
+        self.source = source
+        self.line = line
+        self.field = field
+        super().__init__(self.__str__())
+
+    def location(self) -> str | None:
+        """Where the problem is, as 'file:line (field)', or None when unknown."""
+        parts = []
+        if self.source is not None:
+            parts.append(self.source if self.line is None else f"{self.source}:{self.line}")
+        elif self.line is not None:
+            parts.append(f"line {self.line}")
+        if self.field is not None:
+            parts.append(f"field {self.field}")
+        return ", ".join(parts) or None
+
+    def __str__(self) -> str:
+        where = self.location()
+        return f"{where}: {self.message}" if where else self.message
+
+    def to_operation_outcome(self) -> dict[str, Any]:
+        """This error as a FHIR R4 OperationOutcome."""
+        issue: dict[str, Any] = {
+            "severity": "error",
+            "code": self.issue_code,
+            "diagnostics": str(self),
+        }
+        if self.field is not None:
+            issue["expression"] = [self.field]
+        return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+class InputError(AdapterError):
+    """The input cannot be read as what it claims to be."""
+
+    exit_code = 3
+    http_status = 422
+    issue_code = "invalid"
+
+
+class VcfError(InputError):
+    """A VCF problem."""
+
+
+class NotAVcfError(VcfError):
+    """The file is not a VCF (no ##fileformat=VCF header)."""
+
+    http_status = 415
+    issue_code = "structure"
+
+
+class TruncatedInputError(VcfError):
+    """A compressed file ends early or is corrupt."""
+
+    issue_code = "structure"
+
+
+class MalformedRecordError(VcfError):
+    """A data line cannot be parsed."""
+
+    issue_code = "structure"
+
+
+class HeaderMismatchError(VcfError):
+    """A record disagrees with its header (column count, undeclared FORMAT field)."""
+
+    issue_code = "structure"
+
+
+class UnknownSampleError(VcfError):
+    """The requested sample is not in the file, or a multi-sample file needs one named."""
+
+    issue_code = "not-found"
+
+    def __init__(self, message: str, *, samples: Sequence[str], source: str | None = None):
+        self.samples = tuple(samples)
+        super().__init__(message, source=source, field="sample")
+
+
+class UnknownContigError(VcfError):
+    """A contig has no RefSeq accession for the genome build."""
+
+    issue_code = "not-found"
+
+
+class RegionError(InputError):
+    """A region string or BED file is malformed or needs an index that is missing."""
+
+
+class GenomeBuildError(InputError):
+    """The genome build cannot be determined or contradicts the header."""
+
+
+class OptionsError(AdapterError):
+    """Options conflict or have invalid values."""
+
+    exit_code = 2
+    http_status = 400
+    issue_code = "invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationIssue:
+    """One finding of the profile validator."""
+
+    severity: str  # "error" | "warning" | "information"
+    path: str  # FHIRPath-like location, e.g. Observation.component[3].valueCodeableConcept
+    message: str
+    profile: str | None = None
+
+
+class ValidationFailed(AdapterError):
+    """Emitted resources do not conform to their profiles."""
+
+    exit_code = 4
+    http_status = 422
+    issue_code = "processing"
+
+    def __init__(self, message: str, *, issues: Sequence[ValidationIssue]) -> None:
+        self.issues = tuple(issues)
+        super().__init__(message)
+
+    def to_operation_outcome(self) -> dict[str, Any]:
+        return {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": i.severity,
+                    "code": self.issue_code,
+                    "diagnostics": i.message,
+                    "expression": [i.path],
+                }
+                for i in self.issues
+            ]
+            or [{"severity": "error", "code": self.issue_code, "diagnostics": self.message}],
+        }
+
+
+class PackageError(AdapterError):
+    """A pinned FHIR package cannot be obtained or fails its integrity check."""
+
+    exit_code = 5
+    http_status = 503
+
+
+class OutputError(AdapterError):
+    """The output cannot be written."""
+
+    exit_code = 6

@@ -1,0 +1,412 @@
+"""Streaming, deterministic, atomic writers for the three output forms.
+
+* ``transaction`` Bundle: fullUrl ``urn:uuid:<id>``, no resource id, and a conditional update
+  ``PUT <Type>?identifier=urn:ietf:rfc:3986|urn:uuid:<id>`` per entry, so replaying the Bundle
+  creates nothing twice. A Patient named by identifier becomes a conditional reference.
+* ``collection`` Bundle: resources keep their ids, fullUrl ``urn:uuid:<id>``.
+* ``ndjson``: a folder with one ``<Type>.ndjson`` per resource type (Bulk Data), references
+  between our resources rewritten to ``<Type>/<id>``.
+
+JSON is written as resources arrive; memory holds only 16 bytes per variant, for the report's
+``result``. Output goes to a temporary file or folder beside the destination and is renamed
+into place by :meth:`ResourceWriter.close`; after a failure nothing reaches the destination.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, overload
+
+import numpy as np
+import orjson
+
+from ..errors import InputError, OptionsError, OutputError
+from ..model import AnalysisContext, PatientRef
+from .codes import instant
+from .identifiers import URI_SYSTEM, patient_reference, uuid_text
+
+__all__ = [
+    "FORMS",
+    "BundleWriter",
+    "NdjsonWriter",
+    "ReferenceList",
+    "ResourceWriter",
+    "open_writer",
+]
+
+FORMS = ("transaction", "collection", "ndjson")
+_UUID_BYTES = 16
+_BATCH = 4096  # references serialised per orjson call when streaming a ReferenceList
+
+
+class ReferenceList(Sequence[dict[str, str]]):
+    """References to the variants written so far, made on demand from 16-byte ids.
+
+    Re-iterable and sized, so a validator can read it before the writer streams it.
+    """
+
+    def __init__(self, ids: bytearray, prefix: str) -> None:
+        self._ids = ids
+        self._prefix = prefix
+
+    def __len__(self) -> int:
+        return len(self._ids) // _UUID_BYTES
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, str]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, str]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, str] | list[dict[str, str]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        start = (index % len(self)) * _UUID_BYTES
+        return self._reference(bytes(self._ids[start : start + _UUID_BYTES]))
+
+    def __iter__(self) -> Iterator[dict[str, str]]:
+        ids = bytes(self._ids)
+        for start in range(0, len(ids), _UUID_BYTES):
+            yield self._reference(ids[start : start + _UUID_BYTES])
+
+    def _reference(self, raw: bytes) -> dict[str, str]:
+        return {"reference": self._prefix + uuid_text(raw.hex())}
+
+    def json_items(self) -> Iterator[bytes]:
+        """The references as comma-separated JSON objects, a batch at a time."""
+        ids = bytes(self._ids)
+        step = _BATCH * _UUID_BYTES
+        for start in range(0, len(ids), step):
+            h = ids[start : start + step].hex()
+            items = (
+                f'{{"reference":"{self._prefix}{uuid_text(h, i)}"}}'
+                for i in range(0, len(h), 2 * _UUID_BYTES)
+            )
+            yield ("," if start else "").encode() + ",".join(items).encode()
+
+
+def _repeated(ids: bytearray) -> str | None:
+    """An id held twice, found by sorting the 16-byte ids in place of making objects."""
+    if len(ids) <= _UUID_BYTES:
+        return None
+    ordered = np.sort(np.frombuffer(bytes(ids), dtype=f"V{_UUID_BYTES}"))
+    same = ordered[1:] == ordered[:-1]
+    return uuid_text(ordered[1:][same][0].tobytes().hex()) if same.any() else None
+
+
+def _chunks(resource: dict[str, Any]) -> Iterable[bytes]:
+    """A resource as JSON bytes; a ReferenceList ``result`` is streamed in batches."""
+    results = resource.get("result")
+    if isinstance(results, ReferenceList):
+        return _streamed(resource, results)
+    return (orjson.dumps(resource),)
+
+
+def _streamed(resource: dict[str, Any], results: ReferenceList) -> Iterator[bytes]:
+    """A resource with a long ``result``, in pieces: the references a batch at a time."""
+    sep = b"{"
+    for key, value in resource.items():
+        yield sep
+        sep = b","
+        if value is not results:
+            yield orjson.dumps({key: value})[1:-1]
+            continue
+        yield b'"result":['
+        yield from results.json_items()
+        yield b"]"
+    yield b"}"
+
+
+class ResourceWriter(ABC):
+    """The protocol of all writers: open, add variants and resources, close (or abort).
+
+    As a context manager it opens on entry, closes on success and aborts on an exception.
+    """
+
+    #: prefix of the references :meth:`variant_references` yields
+    reference_prefix = "urn:uuid:"
+
+    def __init__(self, destination: Path, ctx: AnalysisContext) -> None:
+        self.destination = destination
+        self._ctx = ctx
+        self._variant_ids = bytearray()
+        self._counts: dict[str, int] = {}
+        self._open = False
+
+    def __enter__(self) -> ResourceWriter:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def open(self) -> None:
+        """Create the temporary output beside the destination."""
+        if not self.destination.parent.is_dir():
+            raise OutputError(f"no such folder: {self.destination.parent}")
+        try:
+            self._create()
+        except OSError as e:
+            raise OutputError(f"cannot write beside {self.destination}: {e}") from e
+        self._open = True
+
+    def add_variant(self, resource: dict[str, Any]) -> None:
+        """Write a Variant Observation, built or prepared, and remember it for the report.
+
+        Writers only serialise and rearrange top-level elements (id, subject), so a prepared
+        Observation (:meth:`VariantBuilder.prepare`) does as well as a built one.
+        """
+        raw = bytes.fromhex(resource["id"].replace("-", ""))
+        self._write(self._variant(resource))
+        self._variant_ids += raw
+
+    def add(self, resource: dict[str, Any]) -> None:
+        """Write any other resource (report, study, analysis, data file)."""
+        self._write(self._relink(resource))
+
+    def variant_references(self) -> ReferenceList:
+        """References to every variant added so far, in this writer's form."""
+        return ReferenceList(self._variant_ids, self.reference_prefix)
+
+    def counts(self) -> dict[str, int]:
+        """Resources written, by resource type."""
+        return dict(self._counts)
+
+    def _write(self, resource: dict[str, Any]) -> None:
+        if not self._open:
+            raise OutputError("the writer is not open")
+        rtype = resource["resourceType"]
+        self._counts[rtype] = self._counts.get(rtype, 0) + 1
+        try:
+            self._entry(rtype, resource)
+        except OSError as e:
+            raise OutputError(f"cannot write {self.destination}: {e}") from e
+
+    def close(self) -> None:
+        """Finish the output and move it into place, unless a variant id occurs twice.
+
+        Repeats at one locus get distinct ids (see IdFactory); a repeat elsewhere in an
+        unsorted file would give a Bundle two entries with one fullUrl.
+        """
+        if not self._open:
+            return
+        self._open = False
+        if (repeated := _repeated(self._variant_ids)) is not None:
+            self._discard()
+            raise InputError(
+                f"the same variant occurs twice, in records that are not adjacent (id {repeated}); "
+                "sort or deduplicate the VCF"
+            )
+        try:
+            self._commit()
+        except OSError as e:
+            self._discard()
+            raise OutputError(f"cannot write {self.destination}: {e}") from e
+
+    def abort(self) -> None:
+        """Drop the temporary output; the destination stays as it was."""
+        if self._open:
+            self._open = False
+            self._discard()
+
+    def _variant(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """A variant adapted to the form (only its subject can need it)."""
+        return resource
+
+    def _relink(self, node: Any) -> Any:
+        """References adapted to the form, in a copy where they change."""
+        return node
+
+    @staticmethod
+    def _folder(path: Path | None) -> Path:
+        """The temporary output, which exists only while the writer is open."""
+        if path is None:
+            raise OutputError("the writer is not open")
+        return path
+
+    @abstractmethod
+    def _create(self) -> None:
+        """Make the temporary file or folder."""
+
+    @abstractmethod
+    def _entry(self, resource_type: str, resource: dict[str, Any]) -> None:
+        """Write one resource."""
+
+    @abstractmethod
+    def _commit(self) -> None:
+        """Finish the temporary output and rename it into place."""
+
+    @abstractmethod
+    def _discard(self) -> None:
+        """Remove the temporary output."""
+
+
+def _conditional(patient: PatientRef) -> dict[str, str]:
+    """A transaction's conditional reference to a Patient named by identifier."""
+    query = f"identifier={patient.identifier_system}|{patient.identifier_value}"
+    return {"reference": f"Patient?{query}"}
+
+
+class BundleWriter(ResourceWriter):
+    """A transaction or collection Bundle, written entry by entry."""
+
+    def __init__(self, destination: Path, ctx: AnalysisContext, bundle_type: str) -> None:
+        super().__init__(destination, ctx)
+        self._type = bundle_type
+        self._file: IO[bytes] | None = None
+        self._temp: Path | None = None
+        self._entries = 0
+        self._logical_patient: dict[str, Any] | None = None
+        self._conditional_patient: dict[str, str] | None = None
+        if bundle_type == "transaction" and ctx.patient.id is None:
+            self._logical_patient = patient_reference(ctx.patient)
+            self._conditional_patient = _conditional(ctx.patient)
+
+    def _create(self) -> None:
+        fd, name = tempfile.mkstemp(
+            dir=self.destination.parent, prefix=f".{self.destination.name}.", suffix=".tmp"
+        )
+        self._temp = Path(name)
+        self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+        head: dict[str, Any] = {"resourceType": "Bundle", "type": self._type}
+        if (timestamp := instant(self._ctx.issued)) is not None:
+            head["timestamp"] = timestamp
+        self._file.write(orjson.dumps(head)[:-1])
+
+    def _variant(self, resource: dict[str, Any]) -> dict[str, Any]:
+        if self._conditional_patient is None:
+            return resource
+        return {**resource, "subject": self._conditional_patient}
+
+    def _relink(self, node: Any) -> Any:
+        if self._logical_patient is None:
+            return node
+        if node == self._logical_patient:
+            return self._conditional_patient
+        if isinstance(node, dict):
+            return {k: self._relink(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self._relink(v) for v in node]
+        return node
+
+    def _stream(self) -> IO[bytes]:
+        if self._file is None:
+            raise OutputError("the writer is not open")
+        return self._file
+
+    def _entry(self, resource_type: str, resource: dict[str, Any]) -> None:
+        rid = resource["id"]
+        transaction = self._type == "transaction"
+        if transaction:  # a copy: the caller's resource keeps its id
+            resource = {k: v for k, v in resource.items() if k != "id"}
+        file = self._stream()
+        sep = "," if self._entries else ',"entry":['
+        self._entries += 1
+        file.write(f'{sep}{{"fullUrl":"urn:uuid:{rid}","resource":'.encode())
+        file.writelines(_chunks(resource))
+        if transaction:  # ids are UUIDs and types are names: nothing to escape
+            url = f"{resource_type}?identifier={URI_SYSTEM}|urn:uuid:{rid}"
+            file.write(f',"request":{{"method":"PUT","url":"{url}"}}}}'.encode())
+        else:
+            file.write(b"}")
+
+    def _commit(self) -> None:
+        file = self._stream()
+        file.write(b"]}" if self._entries else b"}")
+        file.flush()
+        os.fsync(file.fileno())
+        file.close()
+        os.replace(self._folder(self._temp), self.destination)
+
+    def _discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        if self._temp is not None:
+            self._temp.unlink(missing_ok=True)
+
+
+class NdjsonWriter(ResourceWriter):
+    """A Bulk Data folder: ``<Type>.ndjson`` files, one resource per line."""
+
+    reference_prefix = "Observation/"
+
+    def __init__(self, destination: Path, ctx: AnalysisContext) -> None:
+        super().__init__(destination, ctx)
+        self._temp: Path | None = None
+        self._files: dict[str, IO[bytes]] = {}
+
+    def _create(self) -> None:
+        self._temp = Path(
+            tempfile.mkdtemp(dir=self.destination.parent, prefix=f".{self.destination.name}.")
+        )
+
+    def _relink(self, node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("reference")
+            if isinstance(ref, str) and ref.startswith("urn:uuid:") and "type" in node:
+                return {**node, "reference": f"{node['type']}/{ref.removeprefix('urn:uuid:')}"}
+            return {k: self._relink(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self._relink(v) for v in node]
+        return node
+
+    def _entry(self, resource_type: str, resource: dict[str, Any]) -> None:
+        file = self._files.get(resource_type)
+        if file is None:
+            path = self._folder(self._temp) / f"{resource_type}.ndjson"
+            file = self._files[resource_type] = path.open("wb", buffering=1 << 20)
+        file.writelines(_chunks(resource))
+        file.write(b"\n")
+
+    def _commit(self) -> None:
+        temp = self._folder(self._temp)
+        for file in self._files.values():
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+        self._files.clear()
+        dest = self.destination
+        if dest.exists() and not dest.is_dir():
+            raise NotADirectoryError(f"{dest} exists and is not a folder")
+        if not dest.exists():
+            os.replace(temp, dest)
+            return
+        old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old."))
+        os.replace(dest, old / dest.name)
+        try:
+            os.replace(temp, dest)
+        except OSError:
+            os.replace(old / dest.name, dest)
+            raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _discard(self) -> None:
+        for file in self._files.values():
+            file.close()
+        self._files.clear()
+        if self._temp is not None:
+            shutil.rmtree(self._temp, ignore_errors=True)
+
+
+def open_writer(form: str, destination: Path, ctx: AnalysisContext) -> ResourceWriter:
+    """A writer for ``form`` (one of :data:`FORMS`), not yet opened."""
+    if form == "ndjson":
+        return NdjsonWriter(destination, ctx)
+    if form in ("transaction", "collection"):
+        return BundleWriter(destination, ctx, form)
+    raise OptionsError(f"unknown output form {form!r}; use one of {', '.join(FORMS)}")

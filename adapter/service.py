@@ -1,0 +1,216 @@
+"""The HTTP API: a thin FastAPI shell over :func:`adapter.convert.convert_vcf`.
+
+Errors leave as FHIR OperationOutcome resources with a 4xx status the client can act on;
+an unexpected failure is a 500 whose body names no internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from . import __version__
+from .convert import (
+    ConvertOptions,
+    OutputFormat,
+    convert_vcf,
+    optional_pair,
+    parse_instant,
+    patient_ref,
+)
+from .errors import AdapterError, OptionsError
+from .model import GenomeBuild, GenomicSourceClass, Sex
+from .regions import parse_region
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+FHIR_JSON = "application/fhir+json"
+FHIR_NDJSON = "application/fhir+ndjson"
+_CHUNK = 1 << 20
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+def create_app() -> FastAPI:
+    """A new application; the CLI's ``serve`` and the tests both start from here."""
+    app = FastAPI(
+        title="FHIR Genomics adapter",
+        version=__version__,
+        description="VCF to HL7 FHIR Genomics Reporting IG STU3 (FHIR R4).",
+    )
+    app.add_exception_handler(AdapterError, _adapter_error)
+    app.add_exception_handler(RequestValidationError, _request_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Liveness")
+    app.add_api_route(
+        "/v1/convert",
+        _convert,
+        methods=["POST"],
+        summary="Convert an uploaded VCF (multipart field 'file')",
+        response_class=Response,
+        responses={200: {"content": {FHIR_JSON: {}, FHIR_NDJSON: {}}}, 400: {}, 415: {}, 422: {}},
+    )
+    return app
+
+
+async def _healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _convert(request: Request) -> Response:
+    """Options come as form fields or query parameters; form fields win."""
+    workdir = Path(tempfile.mkdtemp(prefix="fhir-genomics-"))
+    try:
+        source = workdir / "input.vcf"
+        async with request.form(max_files=1, max_fields=64) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise OptionsError("upload the VCF as the multipart field 'file'", field="file")
+            await _save(upload, source)
+            form_fields = _grouped((k, v) for k, v in form.multi_items() if isinstance(v, str))
+        fields = _grouped(request.query_params.multi_items()) | form_fields
+        options = options_from_fields(fields, input_name=_base_name(upload.filename))
+        out = workdir / ("out" if options.output_format is OutputFormat.NDJSON else "out.json")
+        await run_in_threadpool(convert_vcf, source, out, options)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    media = FHIR_NDJSON if out.is_dir() else FHIR_JSON
+    return StreamingResponse(_stream_and_remove(out, workdir), media_type=media)
+
+
+def _grouped(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for key, value in items:
+        grouped.setdefault(key, []).append(value)
+    return grouped
+
+
+def options_from_fields(fields: Mapping[str, list[str]], *, input_name: str) -> ConvertOptions:
+    """ConvertOptions from HTTP form/query fields, named as the CLI's long options."""
+    known = {
+        "patient", "patient_identifier", "sample", "build", "source_class", "sex", "format",
+        "region", "include_filtered", "validate", "document_reference", "report_id",
+        "specimen", "specimen_identifier", "order_identifier", "performer", "issued",
+        "heteroplasmy_threshold",
+    }  # fmt: skip
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise OptionsError(f"unknown option(s): {', '.join(unknown)}", field=unknown[0])
+
+    def one(name: str) -> str | None:
+        values = fields.get(name, [])
+        if len(values) > 1:
+            raise OptionsError(f"option {name} given {len(values)} times", field=name)
+        return values[0] if values else None
+
+    return ConvertOptions(
+        patient=patient_ref(one("patient"), one("patient_identifier")),
+        sample=one("sample"),
+        build=_choice(GenomeBuild, one("build"), "build"),
+        source_class=_choice(GenomicSourceClass, one("source_class"), "source_class")
+        or GenomicSourceClass.GERMLINE,
+        sex=_choice(Sex, one("sex"), "sex") or Sex.UNKNOWN,
+        output_format=_choice(OutputFormat, one("format"), "format") or OutputFormat.TRANSACTION,
+        regions=tuple(parse_region(r) for r in fields.get("region", [])),
+        include_filtered=_flag(one("include_filtered"), "include_filtered"),
+        validate=_flag(one("validate"), "validate"),
+        include_document_reference=_flag(one("document_reference"), "document_reference"),
+        report_id=one("report_id"),
+        specimen_id=one("specimen"),
+        specimen_identifier=optional_pair(one("specimen_identifier"), "specimen_identifier"),
+        order_identifier=optional_pair(one("order_identifier"), "order_identifier"),
+        performer=one("performer"),
+        issued=parse_instant(text) if (text := one("issued")) else None,
+        heteroplasmy_threshold=_number(one("heteroplasmy_threshold"), 0.95),
+        input_name=input_name,
+    )
+
+
+_E = TypeVar("_E", GenomeBuild, GenomicSourceClass, Sex, OutputFormat)
+
+
+def _choice(enum: type[_E], text: str | None, name: str) -> _E | None:
+    if text is None:
+        return None
+    try:
+        return enum(text)
+    except ValueError:
+        allowed = ", ".join(e.value for e in enum)
+        raise OptionsError(f"{name} must be one of {allowed}; got {text!r}", field=name) from None
+
+
+def _flag(text: str | None, name: str) -> bool:
+    value = (text or "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise OptionsError(f"{name} must be true or false; got {text!r}", field=name)
+
+
+def _number(text: str | None, default: float) -> float:
+    if text is None:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise OptionsError(f"not a number: {text!r}", field="heteroplasmy_threshold") from None
+
+
+def _base_name(filename: str | None) -> str:
+    """The uploaded file's own name, with any client-side folders dropped."""
+    name = Path((filename or "").replace("\\", "/")).name
+    return name or "upload.vcf"
+
+
+async def _save(upload: UploadFile, target: Path) -> None:
+    with target.open("wb") as f:
+        while chunk := await upload.read(_CHUNK):
+            f.write(chunk)
+
+
+def _stream_and_remove(out: Path, workdir: Path) -> Iterator[bytes]:
+    """The output's bytes (an NDJSON folder as one stream), then the work folder is removed."""
+    try:
+        files = sorted(out.iterdir()) if out.is_dir() else [out]
+        for path in files:
+            with path.open("rb") as f:
+                while chunk := f.read(_CHUNK):
+                    yield chunk
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _outcome(status: int, body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=FHIR_JSON)
+
+
+async def _adapter_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AdapterError)  # noqa: S101 - registered for AdapterError only
+    return _outcome(exc.http_status, exc.to_operation_outcome())
+
+
+async def _request_error(_request: Request, exc: Exception) -> Response:
+    text = str(exc) or "invalid request"
+    issue = {"severity": "error", "code": "invalid", "diagnostics": text}
+    return _outcome(400, {"resourceType": "OperationOutcome", "issue": [issue]})
+
+
+async def _unexpected_error(_request: Request, exc: Exception) -> Response:
+    log.error("unexpected error while serving a request", exc_info=exc)
+    issue = {"severity": "fatal", "code": "exception", "diagnostics": "internal error; see logs"}
+    return _outcome(500, {"resourceType": "OperationOutcome", "issue": [issue]})

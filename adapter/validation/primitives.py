@@ -1,0 +1,143 @@
+"""FHIR primitive types: JSON type and lexical form, with the regexes the core package defines.
+
+Each primitive compiles to one function ``value -> error message | None``. String forms
+that passed are remembered (bounded), because the same systems, codes and dates recur in
+every resource, and a set lookup is an order of magnitude cheaper than a regex.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from .definitions import CORE_BASE, Definitions
+
+__all__ = ["PrimitiveCheck", "Primitives"]
+
+PrimitiveCheck = Callable[[object], "str | None"]
+
+_REGEX_EXT = "http://hl7.org/fhir/StructureDefinition/regex"
+_INT_RANGES = {
+    "integer": (-(2**31), 2**31 - 1),
+    "unsignedInt": (0, 2**31 - 1),
+    "positiveInt": (1, 2**31 - 1),
+}
+_MAX_STRING = 1024 * 1024
+_MEMO_LIMIT = 16384
+_MEMO_MAX_LEN = 128
+
+
+class Primitives:
+    """The primitive type checks, built on first use from the core package's definitions."""
+
+    def __init__(self, definitions: Definitions) -> None:
+        self._definitions = definitions
+        self._checks: dict[str, PrimitiveCheck | None] = {}
+        self._seen: dict[str, set[str]] = {}
+
+    def get(self, name: str) -> PrimitiveCheck | None:
+        """The check for primitive type ``name``, or None if it is not a primitive type."""
+        if name not in self._checks:
+            self._checks[name] = self._build(name)
+        return self._checks[name]
+
+    def seen(self, name: str) -> set[str] | None:
+        """The strings already accepted as ``name`` (string-typed primitives only).
+
+        Fast paths test membership here first and call the check only on a miss.
+        """
+        return self._seen.get(name) if self.get(name) is not None else None
+
+    def _build(self, name: str) -> PrimitiveCheck | None:
+        sd = self._definitions.structure(CORE_BASE + name)
+        if sd is None or sd.get("kind") != "primitive-type":
+            return None
+        if name == "boolean":
+            return _boolean
+        if name == "decimal":
+            return _decimal
+        if name in _INT_RANGES:
+            return _integer(name, *_INT_RANGES[name])
+        if name == "xhtml":
+            return _xhtml
+        seen = self._seen[name] = set()
+        return _string(name, _regex(sd), seen)
+
+
+def _regex(sd: dict[str, object]) -> str | None:
+    """The lexical regex on the primitive's ``value`` element, if the package gives one."""
+    snapshot = sd.get("snapshot")
+    elements = snapshot.get("element", []) if isinstance(snapshot, dict) else []
+    for element in elements:
+        if str(element.get("path", "")).endswith(".value"):
+            for type_ in element.get("type", []):
+                for ext in type_.get("extension", []):
+                    if ext.get("url") == _REGEX_EXT:
+                        return str(ext["valueString"])
+    return None
+
+
+def _boolean(value: object) -> str | None:
+    return None if type(value) is bool else f"{_show(value)} is not a boolean (true or false)"
+
+
+def _decimal(value: object) -> str | None:
+    if type(value) is int or type(value) is float:
+        return None
+    return f"{_show(value)} is not a decimal (a JSON number)"
+
+
+def _integer(name: str, low: int, high: int) -> PrimitiveCheck:
+    def check(value: object) -> str | None:
+        if type(value) is not int:
+            return f"{_show(value)} is not a {name} (a JSON integer)"
+        if not low <= value <= high:
+            return f"{value} is out of range for {name} ({low}..{high})"
+        return None
+
+    return check
+
+
+def _xhtml(value: object) -> str | None:
+    """Only the shape is checked: the XHTML content rules are not."""
+    if type(value) is str and value.lstrip().startswith("<div"):
+        return None
+    return f"{_show(value)} is not XHTML narrative (a string holding a <div> element)"
+
+
+def _string(name: str, pattern: str | None, seen: set[str]) -> PrimitiveCheck:
+    """A string-typed primitive: non-empty, at most 1 MiB, matching the type's regex."""
+    match = re.compile(pattern).fullmatch if pattern else None
+
+    def check(value: object) -> str | None:
+        if type(value) is not str:
+            return f"{_show(value)} is not a {name} (a JSON string)"
+        if value in seen:
+            return None
+        if not value:
+            return f"empty string is not a valid {name}"
+        if len(value) > _MAX_STRING:
+            return f"{name} is longer than 1 MiB"
+        if match is not None and match(value) is None:
+            return f"{_show(value)} is not a valid {name}"
+        if len(value) <= _MEMO_MAX_LEN and len(seen) < _MEMO_LIMIT:
+            seen.add(value)
+        return None
+
+    return check
+
+
+def _show(value: object) -> str:
+    """A short rendering of a bad value for messages."""
+    text = repr(value) if isinstance(value, str) else _json_name(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _json_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return "an object" if isinstance(value, dict) else "an array"

@@ -1,0 +1,192 @@
+"""Speed and memory of the VCF conversion, measured side by side in one run.
+
+Generates a synthetic single-sample GRCh38 VCF (SNVs, indels, some multi-allelic records,
+GT/AD/DP), then times, each in a fresh process so peak RSS is its own:
+
+* raw cyvcf2 iteration reading GT, AD and DP (the floor nothing can beat),
+* the adapter's typed reader alone,
+* the full conversion to Bulk NDJSON with validation off, and on,
+* the conversion of a file a quarter the size, to show memory stays flat.
+
+Usage: python bench/run.py [--records N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+CHROMS = [str(c) for c in range(1, 23)] + ["X"]
+BASES = "ACGT"
+
+
+def generate(path: Path, records: int, seed: int = 20261122) -> None:
+    """A deterministic synthetic VCF; positions ascend per chromosome."""
+    rng = random.Random(seed)
+    per_chrom = records // len(CHROMS) + 1
+    with path.open("w") as f:
+        f.write("##fileformat=VCFv4.2\n##fileDate=20260115\n##source=bench-synthetic\n")
+        f.write("##reference=GRCh38\n")
+        for c in CHROMS:
+            f.write(f"##contig=<ID=chr{c}>\n")
+        f.write('##FILTER=<ID=PASS,Description="All filters passed">\n')
+        f.write('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n')
+        f.write('##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">\n')
+        f.write('##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">\n')
+        f.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tSAMPLE1\n")
+        written = 0
+        for c in CHROMS:
+            pos = 10_000
+            for _ in range(per_chrom):
+                if written == records:
+                    return
+                pos += rng.randint(20, 120)
+                f.write(_record(rng, f"chr{c}", pos))
+                written += 1
+
+
+def _record(rng: random.Random, chrom: str, pos: int) -> str:
+    ref = rng.choice(BASES)
+    kind = rng.random()
+    if kind < 0.85:
+        alts = [rng.choice([b for b in BASES if b != ref])]
+    elif kind < 0.95:
+        extra = "".join(rng.choice(BASES) for _ in range(rng.randint(1, 6)))
+        alts = [ref + extra] if rng.random() < 0.5 else [ref]
+        if alts == [ref]:
+            ref, alts = ref + extra, [ref]
+    else:
+        alts = [b for b in BASES if b != ref][:2]
+    if len(alts) == 2:
+        gt, ad = "1/2", [rng.randint(0, 3), rng.randint(5, 30), rng.randint(5, 30)]
+    elif rng.random() < 0.6:
+        gt, ad = "0/1", [rng.randint(5, 40), rng.randint(5, 40)]
+    else:
+        gt, ad = "1/1", [rng.randint(0, 2), rng.randint(10, 50)]
+    qual = rng.randint(30, 900)
+    fields = f"{gt}:{','.join(map(str, ad))}:{sum(ad)}"
+    return f"{chrom}\t{pos}\t.\t{ref}\t{','.join(alts)}\t{qual}\tPASS\t.\tGT:AD:DP\t{fields}\n"
+
+
+# ---- one measurement per process -------------------------------------------------------
+
+
+Measured = tuple[int, int, float]  # records read, variants out, seconds
+
+
+def task_raw(vcf: Path) -> Measured:
+    from cyvcf2 import VCF
+
+    start = time.perf_counter()
+    records = 0
+    for v in VCF(str(vcf)):
+        v.genotypes  # noqa: B018 - reading is the point
+        v.format("AD")
+        v.format("DP")
+        records += 1
+    return records, records, time.perf_counter() - start
+
+
+def task_reader(vcf: Path) -> Measured:
+    from adapter.readers.vcf import VcfReader
+
+    from adapter.model import ConversionSummary
+
+    start = time.perf_counter()
+    summary = ConversionSummary()
+    calls = 0
+    with VcfReader(vcf, summary=summary) as reader:
+        for _ in reader:
+            calls += 1
+    return summary.records_read, calls, time.perf_counter() - start
+
+
+def task_convert(vcf: Path, validate: bool) -> Measured:
+    from datetime import UTC, datetime
+
+    from adapter.convert import ConvertOptions, OutputFormat, convert_vcf
+    from adapter.model import PatientRef
+
+    options = ConvertOptions(
+        patient=PatientRef(id="bench"),
+        output_format=OutputFormat.NDJSON,
+        validate=validate,
+        issued=datetime(2026, 1, 15, tzinfo=UTC),
+    )
+    if validate:  # load the compiled profiles before the clock starts
+        from adapter.validation import load_validator
+
+        load_validator()
+    with tempfile.TemporaryDirectory(dir=DATA) as out:
+        start = time.perf_counter()
+        summary = convert_vcf(vcf, Path(out) / "ndjson", options)
+        elapsed = time.perf_counter() - start
+    return summary.records_read, summary.variants_converted, elapsed
+
+
+def run_task(name: str, vcf: Path) -> None:
+    if name == "raw":
+        records, variants, elapsed = task_raw(vcf)
+    elif name == "reader":
+        records, variants, elapsed = task_reader(vcf)
+    else:
+        records, variants, elapsed = task_convert(vcf, validate=name == "convert+validate")
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"records": records, "variants": variants, "s": elapsed, "rss_mb": rss_mb}))
+
+
+def measure(name: str, vcf: Path) -> dict[str, float]:
+    out = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, __file__, "--task", name, "--vcf", str(vcf)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--task")
+    parser.add_argument("--vcf", type=Path)
+    args = parser.parse_args()
+    if args.task:
+        run_task(args.task, args.vcf)
+        return
+    DATA.mkdir(exist_ok=True)
+    big = DATA / f"synthetic-{args.records}.vcf"
+    small = DATA / f"synthetic-{args.records // 4}.vcf"
+    for path, n in ((big, args.records), (small, args.records // 4)):
+        if not path.exists():
+            generate(path, n)
+    names = ("raw", "reader", "convert", "convert+validate")
+    results = {name: measure(name, big) for name in names}
+    results["convert (1/4 size)"] = measure("convert", small)
+    report(results, args.records)
+
+
+def report(results: dict[str, dict[str, float]], records: int) -> None:
+    raw_rate = results["raw"]["records"] / results["raw"]["s"]
+    print(f"synthetic VCF: {records:,} records\n")
+    print(f"{'measurement':<22}{'records/s':>12}{'variants/s':>12}{'vs raw':>9}{'peak RSS':>11}")
+    for name, r in results.items():
+        rec_rate = r["records"] / r["s"]
+        print(
+            f"{name:<22}{rec_rate:>12,.0f}{r['variants'] / r['s']:>12,.0f}"
+            f"{rec_rate / raw_rate:>8.0%}{r['rss_mb']:>9.0f}MB"
+        )
+    print("\ntargets: convert >= 30% of raw, convert+validate >= 10% of raw, peak RSS <= 300 MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""The command line: options, exit codes, summary, atomic output, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from adapter.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "NA12878-panel.vcf.gz"
+VCF = ROOT / "tests" / "data" / "vcf"
+PATIENT = ["--patient-identifier", "http://hospital.example.org/mrn|MRN-0001"]
+ISSUED = ["--issued", "2026-01-15T09:30:00Z"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def test_convert_example_writes_a_valid_transaction_bundle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bundle.json"
+    code, err = run(capsys, "convert", EXAMPLE, *PATIENT, *ISSUED, "--validate", "--out", out)
+    assert code == 0, err
+    bundle = orjson.loads(out.read_bytes())
+    assert bundle["resourceType"] == "Bundle"
+    assert bundle["type"] == "transaction"
+    types = {e["resource"]["resourceType"] for e in bundle["entry"]}
+    assert {"Observation", "DiagnosticReport"} <= types
+    assert "variants from" in err
+
+
+def test_same_input_and_options_give_identical_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outs = [tmp_path / "a.json", tmp_path / "b.json"]
+    for out in outs:
+        assert run(capsys, "convert", EXAMPLE, *PATIENT, "--out", out)[0] == 0
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+
+
+def test_ndjson_writes_one_file_per_resource_type(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bulk"
+    code, err = run(
+        capsys, "convert", EXAMPLE, "--patient", "p1", "--format", "ndjson", "--out", out
+    )
+    assert code == 0, err
+    names = sorted(p.name for p in out.iterdir())
+    assert "Observation.ndjson" in names
+    assert "DiagnosticReport.ndjson" in names
+    for line in (out / "Observation.ndjson").read_bytes().splitlines():
+        assert orjson.loads(line)["resourceType"] == "Observation"
+
+
+def test_not_a_vcf_exits_3_with_the_file_named_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "report.vcf"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    out = tmp_path / "bundle.json"
+    code, err = run(capsys, "convert", bad, *PATIENT, "--out", out)
+    assert code == 3
+    assert "report.vcf" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_truncated_gzip_exits_3_and_leaves_no_partial_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = EXAMPLE.read_bytes()
+    cut = tmp_path / "cut.vcf.gz"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    out = tmp_path / "bundle.json"
+    code, err = run(capsys, "convert", cut, *PATIENT, "--out", out)
+    assert code == 3, err
+    assert not out.exists()
+
+
+def test_missing_file_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run(capsys, "convert", tmp_path / "nope.vcf", *PATIENT, "--out", tmp_path / "o")
+    assert code == 3
+    assert "nope.vcf" in err
+
+
+def test_unknown_sample_lists_the_samples(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = run(
+        capsys, "convert", EXAMPLE, *PATIENT, "--sample", "NOBODY", "--out", tmp_path / "o.json"
+    )
+    assert code == 3
+    assert "NOBODY" in err
+    assert "samples in the file" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--patient-identifier", "no-bar-here"], "SYSTEM|VALUE"),
+        (["--patient", "p1", "--issued", "2026-01-15T09:30:00"], "zone"),
+        (["--patient", "p1", "--issued", "yesterday"], "ISO 8601"),
+        (["--patient", "p1", "--region", "chr1:100-200", "--regions-bed", "x.bed"], "not both"),
+        (["--patient", "p1", "--heteroplasmy-threshold", "0.2"], "heteroplasmy"),
+    ],
+)
+def test_conflicting_or_bad_options_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    code, err = run(capsys, "convert", EXAMPLE, *args, "--out", tmp_path / "o.json")
+    assert code == 2, err
+    assert needle in err
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_validate_command_accepts_our_output_and_rejects_a_broken_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bundle.json"
+    assert run(capsys, "convert", EXAMPLE, *PATIENT, "--format", "collection", "--out", out)[0] == 0
+    assert main(["validate", str(out)]) == 0
+    assert " 0 errors" in capsys.readouterr().out
+    bundle = orjson.loads(out.read_bytes())
+    variant = next(e["resource"] for e in bundle["entry"] if "component" in e["resource"])
+    variant["category"] = variant["category"][:1]  # drop the required GE category
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(orjson.dumps(bundle))
+    assert main(["validate", str(broken)]) == 4
+    assert "category" in capsys.readouterr().out
+
+
+def test_console_script_runs_as_a_real_process(tmp_path: Path) -> None:
+    out = tmp_path / "bundle.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "adapter.cli", "convert", str(EXAMPLE), *PATIENT, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert orjson.loads(out.read_bytes())["type"] == "transaction"

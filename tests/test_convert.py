@@ -1,0 +1,191 @@
+"""End to end: every kind of test VCF converts, in every output form, to valid FHIR."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from adapter.convert import ConvertOptions, OutputFormat, convert_vcf
+from adapter.errors import AdapterError, ValidationFailed
+from adapter.model import GenomeBuild, GenomicSourceClass, PatientRef, Sex
+from adapter.regions import parse_region
+from adapter.validation import Validator, validate_path
+
+VCF = Path(__file__).resolve().parent / "data" / "vcf"
+ISSUED = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
+BASE = ConvertOptions(
+    patient=PatientRef(identifier_system="http://hospital.example.org/mrn", identifier_value="M1"),
+    issued=ISSUED,
+    validate=True,
+)
+
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "snv": ("snv.vcf", {}),
+    "snv-bgzipped": ("snv.vcf.gz", {}),
+    "indels": ("indels.vcf", {}),
+    "multi-allelic": ("multiallelic.vcf", {}),
+    "multi-sample-trio": ("trio.vcf", {"sample": "HG002"}),
+    "tumor-normal-somatic": (
+        "tumor_normal.vcf",
+        {"sample": "TUMOR", "source_class": GenomicSourceClass.SOMATIC},
+    ),
+    "gvcf": ("gvcf.g.vcf", {}),
+    "sv-cnv": ("sv.vcf", {"sex": Sex.FEMALE}),
+    "chrX-chrY-chrM-male": ("sex_mito.vcf", {"sex": Sex.MALE}),
+    "filtered-kept": ("filtered.vcf", {"include_filtered": True}),
+    "filtered-skipped": ("filtered.vcf", {}),
+    "phased": ("phased.vcf", {}),
+    "grch37": ("grch37.vcf", {"build": GenomeBuild.GRCH37}),
+    "region": ("regions.vcf.gz", {"regions": (parse_region("chr1:1-2000000"),)}),
+    "empty": ("empty.vcf", {}),
+    "with-document-reference": (
+        "snv.vcf",
+        {
+            "include_document_reference": True,
+            "specimen_identifier": ("http://lab.example.org/specimen", "S-1"),
+            "order_identifier": ("http://hospital.example.org/order", "ORD-9"),
+            "performer": "Organization/lab-1",
+        },
+    ),
+}
+
+
+def resources_in(out: Path, form: OutputFormat) -> Iterator[dict[str, Any]]:
+    if form is OutputFormat.NDJSON:
+        for path in sorted(out.iterdir()):
+            for line in path.read_bytes().splitlines():
+                yield orjson.loads(line)
+    else:
+        for entry in orjson.loads(out.read_bytes())["entry"]:
+            yield entry["resource"]
+
+
+@pytest.mark.parametrize("form", list(OutputFormat), ids=lambda f: f.value)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_converts_and_validates_with_zero_errors(
+    tmp_path: Path, validator: Validator, case: str, form: OutputFormat
+) -> None:
+    name, overrides = CASES[case]
+    out = tmp_path / ("out" if form is OutputFormat.NDJSON else "out.json")
+    summary = convert_vcf(VCF / name, out, replace(BASE, output_format=form, **overrides))
+    resources = list(resources_in(out, form))
+    variants = [r for r in resources if _is_variant(r)]
+    assert len(variants) == summary.variants_converted
+    assert any(r["resourceType"] == "DiagnosticReport" for r in resources)
+    files = sorted(out.iterdir()) if form is OutputFormat.NDJSON else [out]
+    for path in files:
+        assert validate_path(path).errors == [], path.name
+    for resource in resources:
+        errors = [i for i in validator.validate(resource) if i.severity == "error"]
+        assert errors == [], resource.get("id")
+
+
+def _is_variant(resource: dict[str, Any]) -> bool:
+    codes = resource.get("code", {}).get("coding", [])
+    return resource["resourceType"] == "Observation" and codes[0]["code"] == "69548-6"
+
+
+def test_filtered_records_are_counted_not_lost(tmp_path: Path) -> None:
+    kept = convert_vcf(
+        VCF / "filtered.vcf", tmp_path / "a.json", replace(BASE, include_filtered=True)
+    )
+    skipped = convert_vcf(VCF / "filtered.vcf", tmp_path / "b.json", BASE)
+    assert skipped.variants_converted < kept.variants_converted
+    n_filtered = sum(v for k, v in skipped.skipped.items() if k.startswith("filtered"))
+    assert skipped.variants_converted + n_filtered == kept.variants_converted
+
+
+def test_every_reference_in_a_collection_bundle_resolves(tmp_path: Path) -> None:
+    out = tmp_path / "c.json"
+    convert_vcf(VCF / "sv.vcf", out, replace(BASE, output_format=OutputFormat.COLLECTION))
+    bundle = orjson.loads(out.read_bytes())
+    full_urls = {e["fullUrl"] for e in bundle["entry"]}
+    for ref in _references(bundle):
+        if ref.startswith("urn:uuid:"):
+            assert ref in full_urls
+
+
+def test_transaction_entries_are_conditional_updates_by_business_identifier(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "t.json"
+    convert_vcf(VCF / "multiallelic.vcf", out, BASE)
+    for entry in orjson.loads(out.read_bytes())["entry"]:
+        request = entry["request"]
+        ident = entry["resource"]["identifier"][0]
+        assert request["method"] == "PUT"
+        assert request["url"] == (
+            f"{entry['resource']['resourceType']}?identifier={ident['system']}|{ident['value']}"
+        )
+
+
+def test_a_resource_failing_validation_aborts_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapter.fhir import variant
+
+    real = variant.VariantBuilder.build
+
+    def broken(self: variant.VariantBuilder, call: Any, **kw: Any) -> dict[str, Any]:
+        resource = real(self, call, **kw)
+        resource["status"] = "done"  # not in the required ObservationStatus binding
+        return resource
+
+    monkeypatch.setattr(variant.VariantBuilder, "build", broken)
+    out = tmp_path / "x.json"
+    with pytest.raises(ValidationFailed) as info:
+        convert_vcf(VCF / "snv.vcf", out, BASE)
+    assert any("status" in i.path for i in info.value.issues)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "bad_header.vcf",
+        "corrupt.vcf.gz",
+        "malformed_pos.vcf",
+        "mismatch_columns.vcf",
+        "mismatch_format.vcf",
+        "not_a_vcf.fa",
+        "not_a_vcf.png",
+        "sites_only.vcf",
+        "truncated.vcf.gz",
+        "hg19_chrM.vcf",
+    ],
+)
+def test_bad_input_raises_a_typed_error_and_writes_nothing(tmp_path: Path, name: str) -> None:
+    out = tmp_path / "out.json"
+    with pytest.raises(AdapterError) as info:
+        convert_vcf(VCF / name, out, BASE)
+    assert name in str(info.value) or info.value.source is not None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_id_makes_identifiers_stable_across_corrected_files(tmp_path: Path) -> None:
+    opts = replace(BASE, report_id="LAB-2026-0001", output_format=OutputFormat.COLLECTION)
+    convert_vcf(VCF / "snv.vcf", tmp_path / "a.json", opts)
+    convert_vcf(VCF / "snv.vcf.gz", tmp_path / "b.json", opts)
+    ids = [
+        {e["resource"]["id"] for e in orjson.loads((tmp_path / n).read_bytes())["entry"]}
+        for n in ("a.json", "b.json")
+    ]
+    assert ids[0] == ids[1]
+
+
+def _references(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str):
+                yield value
+            else:
+                yield from _references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _references(item)

@@ -1,0 +1,129 @@
+"""The HTTP API, served by a real uvicorn on 127.0.0.1 and called over a socket."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+
+from adapter.service import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "NA12878-panel.vcf.gz"
+FIELDS = {"patient_identifier": "http://hospital.example.org/mrn|MRN-0001"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "service did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def post(base_url: str, content: bytes, name: str = "x.vcf.gz", **fields: str) -> httpx.Response:
+    return httpx.post(
+        f"{base_url}/v1/convert",
+        files={"file": (name, content, "application/octet-stream")},
+        data={**FIELDS, **fields},
+        timeout=60,
+    )
+
+
+def test_healthz(base_url: str) -> None:
+    r = httpx.get(f"{base_url}/healthz")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok"}
+
+
+def test_openapi_documents_convert(base_url: str) -> None:
+    spec = httpx.get(f"{base_url}/openapi.json").json()
+    assert "/v1/convert" in spec["paths"]
+
+
+def test_convert_bgzipped_upload_returns_a_validated_bundle(base_url: str) -> None:
+    r = post(base_url, EXAMPLE.read_bytes(), validate="true", issued="2026-01-15T09:30:00Z")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/fhir+json")
+    bundle = r.json()
+    assert bundle["type"] == "transaction"
+    assert any(e["resource"]["resourceType"] == "DiagnosticReport" for e in bundle["entry"])
+
+
+def test_plain_upload_with_options_in_the_query(base_url: str) -> None:
+    plain = gzip.decompress(EXAMPLE.read_bytes())
+    r = httpx.post(
+        f"{base_url}/v1/convert",
+        params={"format": "collection", "patient": "p-42"},
+        files={"file": ("panel.vcf", plain)},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    bundle = r.json()
+    assert bundle["type"] == "collection"
+    subjects = {e["resource"].get("subject", {}).get("reference") for e in bundle["entry"]}
+    assert "Patient/p-42" in subjects
+
+
+def test_ndjson_format_streams_ndjson(base_url: str) -> None:
+    r = post(base_url, EXAMPLE.read_bytes(), format="ndjson")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/fhir+ndjson")
+    lines = r.content.splitlines()
+    assert all(orjson.loads(line)["resourceType"] for line in lines)
+
+
+def test_not_a_vcf_is_415_operation_outcome(base_url: str) -> None:
+    r = post(base_url, b"this is not a VCF at all\n", name="notes.txt")
+    assert r.status_code == 415
+    outcome = r.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["severity"] == "error"
+
+
+def test_truncated_gzip_is_422(base_url: str) -> None:
+    data = EXAMPLE.read_bytes()
+    r = post(base_url, data[: len(data) // 2])
+    assert r.status_code == 422
+    assert r.json()["resourceType"] == "OperationOutcome"
+
+
+def test_missing_file_and_bad_options_are_400(base_url: str) -> None:
+    r = httpx.post(f"{base_url}/v1/convert", data=FIELDS, timeout=30)
+    assert r.status_code == 400
+    assert "file" in r.json()["issue"][0]["diagnostics"]
+    r = post(base_url, EXAMPLE.read_bytes(), build="hg19")
+    assert r.status_code == 400
+    assert "GRCh38" in r.json()["issue"][0]["diagnostics"]
+    r = post(base_url, EXAMPLE.read_bytes(), colour="blue")
+    assert r.status_code == 400
+    assert "colour" in r.json()["issue"][0]["diagnostics"]
+
+
+def test_unknown_sample_is_422_and_names_the_samples(base_url: str) -> None:
+    r = post(base_url, EXAMPLE.read_bytes(), sample="NOBODY")
+    assert r.status_code == 422
+    assert "NOBODY" in r.json()["issue"][0]["diagnostics"]

@@ -1,0 +1,224 @@
+"""Transaction, collection and NDJSON output: round trips, determinism, atomicity."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from test_fhir_report import full_context
+from test_fhir_variant import parse, snv, sv_call
+
+from adapter.assembly import accession
+from adapter.errors import InputError, OptionsError, OutputError
+from adapter.fhir.report import ReportBuilder
+from adapter.fhir.variant import VariantBuilder
+from adapter.fhir.writers import ReferenceList, ResourceWriter, _chunks, open_writer
+from adapter.model import AnalysisContext, PatientRef, StructuralVariant, SvType, VariantCall
+
+PATIENT_BY_IDENTIFIER = PatientRef(identifier_system="http://mrn", identifier_value="42")
+
+
+class Boom(Exception):
+    """Raised on purpose in the middle of a conversion."""
+
+
+def calls(n: int = 25) -> list[VariantCall]:
+    snvs = [snv(pos=1000 + 10 * i, record_id=None) for i in range(n)]
+    cnv = sv_call(StructuralVariant(SvType.CNV, end=90000, copy_number=1.0), pos=50000)
+    return [snv(pos=1000), *snvs, cnv]  # the first call is repeated right away
+
+
+def convert(
+    form: str, dest: Path, ctx: AnalysisContext, fail_after: int | None = None
+) -> ResourceWriter:
+    """Variants then the report resources, as the conversion does."""
+    with open_writer(form, dest, ctx) as writer:
+        builder = VariantBuilder(ctx, accession)
+        for i, call in enumerate(calls()):
+            if i == fail_after:
+                raise Boom
+            writer.add_variant(builder.build(call))
+        for resource in ReportBuilder(ctx).build(writer.variant_references()):
+            writer.add(resource)
+    return writer
+
+
+def walk_references(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("reference"), str):
+            yield node["reference"]
+        for value in node.values():
+            yield from walk_references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk_references(value)
+
+
+def test_transaction_bundle(tmp_path: Path) -> None:
+    ctx = full_context(patient=PATIENT_BY_IDENTIFIER)
+    dest = tmp_path / "out.json"
+    writer = convert("transaction", dest, ctx)
+    bundle = orjson.loads(dest.read_bytes())
+    Bundle.model_validate(bundle)
+    assert (bundle["type"], bundle["timestamp"]) == ("transaction", "2024-03-01T12:00:00+00:00")
+    full_urls = [e["fullUrl"] for e in bundle["entry"]]
+    assert len(set(full_urls)) == len(full_urls) == 6 + len(calls())
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        assert "id" not in resource
+        assert resource["identifier"][0]["value"] == entry["fullUrl"]
+        assert entry["request"] == {
+            "method": "PUT",
+            "url": f"{resource['resourceType']}?identifier=urn:ietf:rfc:3986|{entry['fullUrl']}",
+        }
+    conditional = "Patient?identifier=http://mrn|42"
+    for ref in walk_references(bundle):
+        assert (
+            ref in full_urls or ref == conditional or ref.startswith(("Specimen/", "Organization/"))
+        )
+    for entry in bundle["entry"]:
+        if "subject" in entry["resource"]:
+            assert entry["resource"]["subject"] == {"reference": conditional}
+    report = bundle["entry"][-1]["resource"]
+    assert [r["reference"] for r in report["result"]] == full_urls[: len(calls())]
+    assert writer.counts() == {
+        "Observation": len(calls()), "DocumentReference": 3, "Procedure": 2, "DiagnosticReport": 1,
+    }  # fmt: skip
+
+
+def test_collection_bundle(tmp_path: Path) -> None:
+    dest = tmp_path / "out.json"
+    convert("collection", dest, full_context(patient=PATIENT_BY_IDENTIFIER))
+    bundle = orjson.loads(dest.read_bytes())
+    Bundle.model_validate(bundle)
+    assert bundle["type"] == "collection"
+    full_urls = {e["fullUrl"] for e in bundle["entry"]}
+    for entry in bundle["entry"]:
+        assert entry["fullUrl"] == f"urn:uuid:{entry['resource']['id']}"
+        assert "request" not in entry
+    refs = set(walk_references(bundle))
+    assert {r for r in refs if r.startswith("urn:uuid:")} <= full_urls
+    subject = bundle["entry"][0]["resource"]["subject"]
+    assert subject["identifier"] == {"system": "http://mrn", "value": "42"}
+
+
+def test_ndjson_folder(tmp_path: Path) -> None:
+    dest = tmp_path / "bulk"
+    convert("ndjson", dest, full_context())
+    files = sorted(p.name for p in dest.iterdir())
+    assert files == [
+        "DiagnosticReport.ndjson", "DocumentReference.ndjson", "Observation.ndjson",
+        "Procedure.ndjson",
+    ]  # fmt: skip
+    resources = []
+    for path in dest.iterdir():
+        lines = path.read_bytes().splitlines()
+        for line in lines:
+            resource = orjson.loads(line)
+            assert f"{resource['resourceType']}.ndjson" == path.name
+            parse(resource)
+            resources.append(resource)
+    known = {f"{r['resourceType']}/{r['id']}" for r in resources}
+    external = {"Patient/p1", "Specimen/s1", "Organization/lab"}
+    assert set(walk_references(resources)) <= known | external
+    report = next(r for r in resources if r["resourceType"] == "DiagnosticReport")
+    assert len(report["result"]) == len(calls())
+    assert all(r["reference"].startswith("Observation/") for r in report["result"])
+
+
+@pytest.mark.parametrize("form", ["transaction", "collection", "ndjson"])
+def test_identical_input_gives_identical_bytes(tmp_path: Path, form: str) -> None:
+    ctx = full_context()
+    first, second = tmp_path / "a", tmp_path / "b"
+    convert(form, first, ctx)
+    convert(form, second, ctx)
+    if form == "ndjson":
+        assert {p.name: p.read_bytes() for p in first.iterdir()} == {
+            p.name: p.read_bytes() for p in second.iterdir()
+        }
+    else:
+        assert first.read_bytes() == second.read_bytes()
+
+
+@pytest.mark.parametrize("form", ["transaction", "collection", "ndjson"])
+def test_failure_leaves_nothing_behind(tmp_path: Path, form: str) -> None:
+    dest = tmp_path / "out"
+    with pytest.raises(Boom):
+        convert(form, dest, full_context(), fail_after=5)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("form", ["transaction", "ndjson"])
+def test_failed_rerun_keeps_the_previous_output(tmp_path: Path, form: str) -> None:
+    dest = tmp_path / "out"
+    convert(form, dest, full_context())
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(Boom):
+        convert(form, dest, full_context(report_key="other"), fail_after=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    convert(form, dest, full_context(report_key="other"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_memory_per_variant_is_sixteen_bytes(tmp_path: Path) -> None:
+    with open_writer("collection", tmp_path / "x.json", full_context()) as writer:
+        builder = VariantBuilder(full_context(), accession)
+        for call in calls():
+            writer.add_variant(builder.build(call))
+        refs = writer.variant_references()
+        assert len(refs._ids) == 16 * len(calls())
+
+
+def test_reference_list_is_a_lazy_sequence() -> None:
+    ids = bytearray(bytes(range(16)) + bytes(range(16, 32)))
+    refs = ReferenceList(ids, "Observation/")
+    first = {"reference": "Observation/00010203-0405-0607-0809-0a0b0c0d0e0f"}
+    assert (len(refs), refs[0], refs[-1]) == (2, first, refs[1])
+    assert list(refs) == list(refs) == refs[0:2]
+    with pytest.raises(IndexError):
+        refs[2]
+
+
+def test_long_result_lists_are_streamed_in_batches() -> None:
+    ids = bytearray(b"".join(i.to_bytes(16, "big") for i in range(10_000)))
+    resource = {
+        "resourceType": "DiagnosticReport",
+        "result": ReferenceList(ids, "urn:uuid:"),
+        "status": "final",
+    }
+    parsed = orjson.loads(b"".join(_chunks(resource)))
+    assert parsed["status"] == "final"
+    assert len(parsed["result"]) == 10_000
+    assert parsed["result"][-1] == {"reference": "urn:uuid:00000000-0000-0000-0000-00000000270f"}
+
+
+def test_unknown_form_and_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(OptionsError):
+        open_writer("csv", tmp_path / "x", full_context())
+    with pytest.raises(OutputError), open_writer("ndjson", tmp_path / "no" / "x", full_context()):
+        pass
+
+
+def test_empty_bundle_is_valid_json(tmp_path: Path) -> None:
+    dest = tmp_path / "empty.json"
+    with open_writer("collection", dest, dataclasses.replace(full_context(), issued=None)):
+        pass
+    assert orjson.loads(dest.read_bytes()) == {"resourceType": "Bundle", "type": "collection"}
+
+
+def test_a_variant_repeated_far_apart_fails_the_conversion(tmp_path: Path) -> None:
+    dest = tmp_path / "out.json"
+    ctx = full_context()
+    with (
+        pytest.raises(InputError, match="occurs twice"),
+        open_writer("transaction", dest, ctx) as w,
+    ):
+        builder = VariantBuilder(ctx, accession)
+        for call in [snv(), snv(pos=2000), snv()]:
+            w.add_variant(builder.build(call))
+    assert list(tmp_path.iterdir()) == []
