@@ -97,9 +97,8 @@ def task_raw(vcf: Path) -> Measured:
 
 
 def task_reader(vcf: Path) -> Measured:
-    from adapter.readers.vcf import VcfReader
-
     from adapter.model import ConversionSummary
+    from adapter.readers.vcf import VcfReader
 
     start = time.perf_counter()
     summary = ConversionSummary()
