@@ -21,7 +21,7 @@ from .convert import (
     parse_instant,
     patient_ref,
 )
-from .errors import AdapterError, UnknownSampleError
+from .errors import AdapterError, InputError, UnknownSampleError
 from .model import ConversionSummary, GenomeBuild, GenomicSourceClass, Sex
 from .regions import parse_region
 
@@ -100,7 +100,8 @@ def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("validate", help="validate FHIR JSON, a Bundle or NDJSON against the IG")
-    p.add_argument("files", type=Path, nargs="+")
+    p.add_argument("files", type=Path, nargs="+", help="files, or folders of NDJSON files")
+    p.add_argument("--warnings", action="store_true", help="list warnings too, not only errors")
     p.set_defaults(run=_run_validate)
 
 
@@ -154,16 +155,31 @@ def _run_validate(args: argparse.Namespace) -> int:
     from .validation import validate_path
 
     failed = False
-    for path in args.files:
+    for path in _files(args.files):
         report = validate_path(path)
         for issue in report.issues:
-            print(f"{path}: {issue.severity}: {issue.path}: {issue.message}")
+            if issue.severity == "error" or args.warnings:
+                print(f"{path}: {issue.severity}: {issue.path}: {issue.message}")
         print(
             f"{path}: {report.resources_checked} resources, "
             f"{len(report.errors)} errors, {len(report.warnings)} warnings"
         )
         failed = failed or not report.ok
     return 4 if failed else 0
+
+
+def _files(paths: Sequence[Path]) -> list[Path]:
+    """The given files, with a folder (a Bulk NDJSON export) standing for its .ndjson files."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.glob("*.ndjson"))
+            if not found:
+                raise InputError("folder holds no .ndjson files", source=str(path))
+            out.extend(found)
+        else:
+            out.append(path)
+    return out
 
 
 def _run_serve(args: argparse.Namespace) -> int:

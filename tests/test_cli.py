@@ -149,3 +149,19 @@ def test_console_script_runs_as_a_real_process(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert orjson.loads(out.read_bytes())["type"] == "transaction"
+
+
+def test_validate_accepts_a_bulk_ndjson_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bulk"
+    assert (
+        run(capsys, "convert", EXAMPLE, "--patient", "p1", "--format", "ndjson", "--out", out)[0]
+        == 0
+    )
+    assert main(["validate", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Observation.ndjson" in printed
+    assert "warning:" not in printed  # listed only with --warnings
+    (tmp_path / "empty").mkdir()
+    assert main(["validate", str(tmp_path / "empty")]) == 3

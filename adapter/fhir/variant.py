@@ -5,11 +5,11 @@ does not depend on the call (meta, categories, codes, subject, per-chromosome co
 made once, with its JSON, and shared between Observations; shared parts are never mutated.
 
 One description of the Observation (:meth:`VariantBuilder._components` and
-:func:`_observation`) feeds two collectors: :class:`_Dicts` makes the plain dicts that
-validators read (:meth:`VariantBuilder.build`), :class:`_Json` writes the same components
-straight to JSON from templates that :class:`_Dicts` made once, so that a conversion without
-validation need not build and then serialise some 200 objects per variant
-(:meth:`VariantBuilder.prepare`). See :mod:`adapter.notation` for the coordinate conventions.
+:func:`_observation`) is made either into the plain dicts that validators read
+(:meth:`VariantBuilder.build`) or straight into JSON (:meth:`VariantBuilder.prepare`, see
+:mod:`.templates`), so that a conversion without validation need not build and then
+serialise some 200 objects per variant. See :mod:`adapter.notation` for the coordinate
+conventions.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from .identifiers import (
     performer_reference,
     specimen_reference,
 )
+from .templates import Entry, Kind, dicts, json_array, shared
 
 __all__ = ["AccessionLookup", "VariantBuilder"]
 
@@ -64,123 +65,55 @@ _RSID = re.compile(r"rs[1-9]\d*").fullmatch
 _MALE = {Sex.MALE: True, Sex.FEMALE: False, Sex.UNKNOWN: None}
 
 
-class _Part(NamedTuple):
-    """Components that many Observations share, and their JSON (comma-separated)."""
-
-    components: tuple[Component, ...]
-    json: bytes
-
-
-def _part(*components: Component) -> _Part:
-    """``components`` as a shared part, serialised once."""
-    return _Part(components, b",".join(map(orjson.dumps, components)))
+def _range_of(name: str) -> Kind:
+    """A component of slice ``name`` whose value is a Range of 1-based positions."""
+    code, key = _slice(name)
+    return Kind(
+        lambda low, high: {"code": code, key: {"low": {"value": low}, "high": {"value": high}}},
+        2,
+    )
 
 
-class _Kind:
-    """A component slice whose value each variant supplies, e.g. the allele start-end range.
-
-    ``template`` is the component's JSON with a hole (``%d`` for an integer, else ``%b``
-    for a value's JSON) where each value goes, made by serialising the :class:`_Dicts`
-    shape on placeholders: the JSON cannot differ from the dict's.
-    """
-
-    __slots__ = ("code", "key", "system", "template")
-
-    def __init__(
-        self, name: str, shape: Callable[..., None], holes: str, system: str | None = None
-    ) -> None:
-        found = slices()[name]
-        self.code = found.concept()
-        self.key = found.value_key
-        self.system = system
-        marks = [f"\x00{i}" for i in range(len(holes))]  # never in a code table's text
-        probe = _Dicts()
-        shape(probe, self, *marks)
-        self.template = _template(orjson.dumps(probe.items[0]), marks, holes)
+def _text_of(name: str) -> Kind:
+    """A component of slice ``name`` whose value is a string."""
+    code, key = _slice(name)
+    return Kind(lambda text: {"code": code, key: text}, 1)
 
 
-def _template(raw: bytes, marks: list[str], holes: str) -> bytes:
-    """``raw`` JSON as a %-template: each quoted mark, in order, becomes its hole."""
-    pieces, rest = [], raw.replace(b"%", b"%%")
-    for mark, hole in zip(marks, holes, strict=True):
-        before, found, rest = rest.partition(orjson.dumps(mark))
-        if not found or orjson.dumps(mark) in rest:
-            raise ValueError(f"placeholder {mark!r} not once and in order in {raw!r}")
-        pieces += (before, f"%{hole}".encode())
-    return b"".join([*pieces, rest])
+def _coded_of(name: str, system: str) -> Kind:
+    """A component whose value is a CodeableConcept of one coding in ``system``."""
+    code, key = _slice(name)
+    return Kind(
+        lambda value: {"code": code, key: {"coding": [{"system": system, "code": value}]}}, 1
+    )
 
 
-class _Dicts:
-    """Collects an Observation's components as dicts; the shapes of their values live here."""
-
-    __slots__ = ("items",)
-
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-
-    def share(self, part: _Part) -> None:
-        """Add components that are made once and shared."""
-        self.items.extend(part.components)
-
-    def range(self, kind: _Kind, low: int, high: int) -> None:
-        """A Range of 1-based positions."""
-        self.items.append(
-            {"code": kind.code, kind.key: {"low": {"value": low}, "high": {"value": high}}}
-        )
-
-    def text(self, kind: _Kind, value: str) -> None:
-        """A string."""
-        self.items.append({"code": kind.code, kind.key: value})
-
-    def coded(self, kind: _Kind, code: str) -> None:
-        """A CodeableConcept of one coding in the kind's system."""
-        value = {"coding": [{"system": kind.system, "code": code}]}
-        self.items.append({"code": kind.code, kind.key: value})
-
-    def gene(self, kind: _Kind, code: str, display: str) -> None:
-        """A CodeableConcept of one coding with a display (an HGNC gene and its symbol)."""
-        value = {"coding": [{"system": kind.system, "code": code, "display": display}]}
-        self.items.append({"code": kind.code, kind.key: value})
-
-    def count(self, kind: _Kind, value: float) -> None:
-        """A unit-less UCUM Quantity."""
-        self.items.append(
-            {"code": kind.code, kind.key: {"value": value, "system": UCUM, "code": "1"}}
-        )
+def _gene_of(name: str, system: str) -> Kind:
+    """A component whose value is a coding with a display: an HGNC id and gene symbol."""
+    code, key = _slice(name)
+    return Kind(
+        lambda value, display: {
+            "code": code,
+            key: {"coding": [{"system": system, "code": value, "display": display}]},
+        },
+        2,
+    )
 
 
-class _Json(_Dicts):
-    """Collects the same components as JSON: each value put into its kind's template."""
+def _count_of(name: str) -> Kind:
+    """A component whose value is a unit-less UCUM Quantity."""
+    code, key = _slice(name)
+    return Kind(lambda value: {"code": code, key: {"value": value, "system": UCUM, "code": "1"}}, 1)
 
-    __slots__ = ()
 
-    def share(self, part: _Part) -> None:
-        """Add components that are made once and shared."""
-        self.items.append(part.json)
-
-    def range(self, kind: _Kind, low: int, high: int) -> None:
-        """A Range of 1-based positions."""
-        self.items.append(kind.template % (low, high))
-
-    def text(self, kind: _Kind, value: str) -> None:
-        """A string."""
-        self.items.append(kind.template % orjson.dumps(value))
-
-    def coded(self, kind: _Kind, code: str) -> None:
-        """A CodeableConcept of one coding in the kind's system."""
-        self.items.append(kind.template % orjson.dumps(code))
-
-    def gene(self, kind: _Kind, code: str, display: str) -> None:
-        """A CodeableConcept of one coding with a display."""
-        self.items.append(kind.template % (orjson.dumps(code), orjson.dumps(display)))
-
-    def count(self, kind: _Kind, value: float) -> None:
-        """A unit-less UCUM Quantity."""
-        self.items.append(kind.template % orjson.dumps(value))
+def _slice(name: str) -> tuple[dict[str, Any], str]:
+    """The fixed code of component slice ``name`` and the key of its value."""
+    found = slices()[name]
+    return found.concept(), found.value_key
 
 
 class _Kinds:
-    """The per-variant component kinds of one builder."""
+    """The kinds of component whose values each variant supplies."""
 
     __slots__ = (
         "alt",
@@ -198,18 +131,18 @@ class _Kinds:
     )
 
     def __init__(self) -> None:
-        self.gene = _Kind("gene-studied", _Dicts.gene, "bb", HGNC)
-        self.exact = _Kind("exact-start-end", _Dicts.range, "dd")
-        self.inner = _Kind("inner-start-end", _Dicts.range, "dd")
-        self.outer = _Kind("outer-start-end", _Dicts.range, "dd")
-        self.ref = _Kind("ref-allele", _Dicts.text, "b")
-        self.alt = _Kind("alt-allele", _Dicts.text, "b")
-        self.hgvs = _Kind("genomic-hgvs", _Dicts.coded, "b", HGVS)
-        self.spdi = _Kind("variation-code", _Dicts.coded, "b", SPDI)
-        self.dbsnp = _Kind("variation-code", _Dicts.coded, "b", DBSNP)
-        self.frequency = _Kind("sample-allelic-frequency", _Dicts.count, "b")
-        self.depth = _Kind("allelic-read-depth", _Dicts.count, "b")
-        self.copies = _Kind("copy-number", _Dicts.count, "b")
+        self.gene = _gene_of("gene-studied", HGNC)
+        self.exact = _range_of("exact-start-end")
+        self.inner = _range_of("inner-start-end")
+        self.outer = _range_of("outer-start-end")
+        self.ref = _text_of("ref-allele")
+        self.alt = _text_of("alt-allele")
+        self.hgvs = _coded_of("genomic-hgvs", HGVS)
+        self.spdi = _coded_of("variation-code", SPDI)
+        self.dbsnp = _coded_of("variation-code", DBSNP)
+        self.frequency = _count_of("sample-allelic-frequency")
+        self.depth = _count_of("allelic-read-depth")
+        self.copies = _count_of("copy-number")
 
 
 class _Shared(NamedTuple):
@@ -224,7 +157,7 @@ class _Locus(NamedTuple):
     """What every variant on one chromosome shares: accession and leading components."""
 
     accession: str
-    part: _Part
+    entries: tuple[Entry, ...]
 
 
 class VariantBuilder:
@@ -248,42 +181,41 @@ class VariantBuilder:
             "coordinate-system", "coordinate-system", "1-based-character"
         )
         self._source = self._source_class(ctx)
-        self._states = {z: _part(self._coded(*_ALLELIC_STATE, z)) for z in Zygosity}
-        self._changes = {c: _part(self._coded(*_CHANGE_TYPE, c)) for c in ChangeType}
-        self._low_confidence = _part(
-            self._coded("variant-confidence-status", "variant-confidence", "low")
-        )
+        self._states = {z: self._coded(*_ALLELIC_STATE, z) for z in Zygosity}
+        self._changes = {c: self._coded(*_CHANGE_TYPE, c) for c in ChangeType}
+        self._low_confidence = self._coded("variant-confidence-status", "variant-confidence", "low")
         self._loci: dict[str, _Locus] = {}
         self._male = _MALE[ctx.sex]
 
-    def _coded(self, name: str, group: str, key: str) -> Component:
-        """A CodeableConcept component of slice ``name`` with an answer from ``group``."""
-        return {"code": self._code[name], "valueCodeableConcept": concept(group, key)}
+    def _coded(self, name: str, group: str, key: str) -> Entry:
+        """A shared CodeableConcept component of slice ``name``, answered from ``group``."""
+        return shared({"code": self._code[name], "valueCodeableConcept": concept(group, key)})
 
-    def _source_class(self, ctx: AnalysisContext) -> _Part | None:
+    def _source_class(self, ctx: AnalysisContext) -> Entry | None:
         """The genomic source class, when LOINC has an answer for it (not for "mixed")."""
         if coding("source-class", ctx.source_class) is None:
             return None
-        return _part(self._coded("genomic-source-class", "source-class", ctx.source_class))
+        return self._coded("genomic-source-class", "source-class", ctx.source_class)
 
     def _locus(self, chromosome: str) -> _Locus:
         """Accession and the components shared by all variants on a chromosome, made once."""
         acc = self._accession(self._ctx.build, chromosome)
-        comps = [self._assembly]
+        entries = [self._assembly]
         if coding("chromosome", chromosome) is not None:
-            comps.append(self._coded("chromosome-identifier", "chromosome", chromosome))
+            entries.append(self._coded("chromosome-identifier", "chromosome", chromosome))
         refseq = {"coding": [{"system": REFSEQ, "code": acc}]}
-        comps.append({"code": self._code["genomic-ref-seq"], "valueCodeableConcept": refseq})
-        comps.append(self._coordinates)
-        found = self._loci[chromosome] = _Locus(acc, _part(*comps))
+        entries.append(
+            shared({"code": self._code["genomic-ref-seq"], "valueCodeableConcept": refseq})
+        )
+        entries.append(self._coordinates)
+        found = self._loci[chromosome] = _Locus(acc, tuple(entries))
         return found
 
     def build(self, call: VariantCall, genes: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
         """The Observation for ``call``; ``genes`` are (HGNC id, symbol) pairs when known."""
         rid = self._ids.variant(call)
-        out = _Dicts()
-        notes = self._components(call, genes, out)
-        return _observation(self._shared, rid, notes, out.items)
+        entries, notes = self._components(call, genes)
+        return _observation(self._shared, rid, notes, dicts(entries))
 
     def prepare(self, call: VariantCall, genes: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
         """The Observation of :meth:`build` ready to serialise, for when nothing reads it.
@@ -292,89 +224,89 @@ class VariantBuilder:
         whose elements are already JSON (:class:`orjson.Fragment`) below the top level.
         """
         rid = self._ids.variant(call)
-        out = _Json()
-        notes = self._components(call, genes, out)
-        comps = orjson.Fragment(b"[" + b",".join(out.items) + b"]")
+        entries, notes = self._components(call, genes)
+        comps = orjson.Fragment(json_array(entries))
         return _observation(self._json, rid, notes, comps)
 
     def _components(
-        self, call: VariantCall, genes: Sequence[tuple[str, str]], out: _Dicts
-    ) -> list[Note]:
-        """The components of ``call``'s Observation, in order, into ``out``; its notes."""
-        for hgnc_id, symbol in genes:
-            out.gene(self._kinds.gene, hgnc_id, symbol)
+        self, call: VariantCall, genes: Sequence[tuple[str, str]]
+    ) -> tuple[list[Entry], list[Note]]:
+        """The components of ``call``'s Observation, in order, and its notes."""
+        entries = [(self._kinds.gene, gene) for gene in genes]
         locus = self._loci.get(call.chromosome) or self._locus(call.chromosome)
-        out.share(locus.part)
+        entries += locus.entries
         sv = call.structural
         if sv is None:
-            notes = self._sequence(call, locus.accession, out)
+            notes = self._sequence(call, locus.accession, entries)
         else:
-            notes = self._structural(call, sv, locus.accession, out)
-        self._sample(call, out)
+            notes = self._structural(call, sv, locus.accession, entries)
+        self._sample(call, entries)
         if call.filters and call.filters != ("PASS",):
-            out.share(self._low_confidence)
+            entries.append(self._low_confidence)
             notes.append({"text": "VCF FILTER: " + ";".join(call.filters)})
-        return notes
+        return entries, notes
 
-    def _sequence(self, call: VariantCall, acc: str, out: _Dicts) -> list[Note]:
+    def _sequence(self, call: VariantCall, acc: str, entries: list[Entry]) -> list[Note]:
         """Range, alleles as written, names and change type of a sequence allele; no notes."""
         kinds = self._kinds
         n = describe(acc, call.pos, call.ref, call.alt)
         if n is None:  # not a nucleotide sequence (e.g. "*"): only what the REF states
-            out.range(kinds.exact, call.pos, call.pos + len(call.ref) - 1)
-            out.text(kinds.ref, call.ref)
+            end = call.pos + len(call.ref) - 1
+            entries += (kinds.exact, (call.pos, end)), (kinds.ref, (call.ref,))
             return []
-        out.range(kinds.exact, n.start, n.end)
-        out.text(kinds.ref, call.ref)
-        out.text(kinds.alt, call.alt)
-        self._names(call, n, out)
-        out.share(self._changes[n.change])
+        entries += (
+            (kinds.exact, (n.start, n.end)),
+            (kinds.ref, (call.ref,)),
+            (kinds.alt, (call.alt,)),
+        )
+        self._names(call, n, entries)
+        entries.append(self._changes[n.change])
         return []
 
     def _structural(
-        self, call: VariantCall, sv: StructuralVariant, acc: str, out: _Dicts
+        self, call: VariantCall, sv: StructuralVariant, acc: str, entries: list[Entry]
     ) -> list[Note]:
         """Ranges, names, change type and copy number of an SV; a breakend's ALT as a note."""
         copies = ploidy(call.chromosome, self._male)
         n = describe_structural(acc, call.chromosome, call.pos, sv, copies)
         kinds = self._kinds
         if n.outer is None:  # precise: no confidence intervals
-            out.range(kinds.exact, n.start, n.end)
+            entries.append((kinds.exact, (n.start, n.end)))
         else:
             if n.inner is not None:
-                out.range(kinds.inner, *n.inner)
-            out.range(kinds.outer, *n.outer)
-        self._names(call, n, out)
-        out.share(self._changes[n.change])
+                entries.append((kinds.inner, n.inner))
+            entries.append((kinds.outer, n.outer))
+        self._names(call, n, entries)
+        entries.append(self._changes[n.change])
         if sv.copy_number is not None and math.isfinite(sv.copy_number):
-            out.count(kinds.copies, sv.copy_number)
+            entries.append((kinds.copies, (sv.copy_number,)))
         if sv.sv_type is SvType.BND:
             return [{"text": f"VCF breakend ALT: {sv.mate or call.alt}"}]
         return []
 
-    def _names(self, call: VariantCall, n: Notation, out: _Dicts) -> None:
+    def _names(self, call: VariantCall, n: Notation, entries: list[Entry]) -> None:
         """g.HGVS, SPDI and dbSNP ids as they exist for this allele."""
         kinds = self._kinds
         if n.hgvs is not None:
-            out.coded(kinds.hgvs, n.hgvs)
+            entries.append((kinds.hgvs, (n.hgvs,)))
         if n.spdi is not None:
-            out.coded(kinds.spdi, n.spdi)
+            entries.append((kinds.spdi, (n.spdi,)))
         if call.record_id:
             for rsid in call.record_id.split(";"):
                 if _RSID(rsid):
-                    out.coded(kinds.dbsnp, rsid)
+                    entries.append((kinds.dbsnp, (rsid,)))
 
-    def _sample(self, call: VariantCall, out: _Dicts) -> None:
+    def _sample(self, call: VariantCall, entries: list[Entry]) -> None:
         """Source class, allelic state, allele frequency and allelic read depth."""
         if self._source is not None:
-            out.share(self._source)
+            entries.append(self._source)
         if call.zygosity is not None:
-            out.share(self._states[call.zygosity])
+            entries.append(self._states[call.zygosity])
         af = call.allele_frequency
         if af is not None and math.isfinite(af):
-            out.count(self._kinds.frequency, af)
+            entries.append((self._kinds.frequency, (af,)))
         if call.allele_depth is not None:
-            out.count(self._kinds.depth, call.allele_depth)
+            entries.append((self._kinds.depth, (call.allele_depth,)))
 
 
 _ALLELIC_STATE = ("allelic-state", "allelic-state")

@@ -234,8 +234,9 @@ class Compiler:
                 str(binding.get("strength")), binding.get("valueSet"), t.name
             )
         if t.name == "Reference" and t.targets:
-            names = {self.type_of(url) or url.rsplit("/", 1)[-1] for url in t.targets}
-            prop.targets = None if "Resource" in names else frozenset(names)
+            names = {self.type_of(url) for url in t.targets}
+            unknown = None in names or "Resource" in names  # an unloaded profile: any type
+            prop.targets = None if unknown else frozenset(n for n in names if n is not None)
 
     def _child_node(self, unit: _Unit, d: _Def, t: _Type) -> Node | None:
         """The node for an object-valued element: spelled out in the snapshot, or its type's."""

@@ -295,7 +295,7 @@ class _Source:
         stack: tuple[Node, ...],
     ) -> None:
         """Items checked against the slice they match; then the slices' counts."""
-        if slicing.unmatchable and any(s.min > 0 for s in slicing.bounded):
+        if any(s.min > 0 and not s.decidable for s in slicing.bounded):
             self.fail(depth)  # the walker reports the slice as not checkable
             return
         slices = slicing.slices

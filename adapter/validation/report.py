@@ -29,7 +29,7 @@ def load_validator() -> Validator:
         if _validator is None:
             packages = fetch_all()
             validator = Validator(Definitions(packages.values()))
-            validator.compile_all(IG_CANONICAL)
+            validator._compile_all(IG_CANONICAL)  # the IG's profiles: compiled up front
             _validator = validator
         return _validator
 

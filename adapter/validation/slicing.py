@@ -2,10 +2,11 @@
 
 Only ``value`` and ``pattern`` discriminators can be evaluated on an instance alone; the
 others (``type`` outside choice elements, ``profile`` through ``resolve()``, ``exists``)
-make the slicing *unmatchable*: items are checked against the sliced element, and a
-required slice is reported as not checkable. With one discriminator whose slice values are
-strings, Codings or CodeableConcepts, items are matched through a dict keyed by the value
-(or by (system, code)), so matching a component to one of twenty slices is one lookup.
+leave every slice *undecidable*, as does a slice with no value at the discriminator path:
+its items are checked against the sliced element, and a required one is reported as not
+checkable. With one discriminator whose slice values are strings, Codings or
+CodeableConcepts, items are matched through a dict keyed by the value (or by (system,
+code)), so matching a component to one of twenty slices is one lookup.
 """
 
 from __future__ import annotations
@@ -30,16 +31,20 @@ def build_slicing(spec: dict[str, Any], slices: Sequence[Slice]) -> Slicing:
         (d.get("type"), str(d.get("path", "$this"))) for d in spec.get("discriminator", [])
     ]
     if not discriminators or any(kind not in ("value", "pattern") for kind, _ in discriminators):
-        return Slicing(tuple(slices), _never, closed, unmatchable=True)
+        for s in slices:
+            s.decidable = False
+        return Slicing(tuple(slices), _never, closed)
     paths = [_segments(path) for _, path in discriminators]
     targets = {s.name: [_target(s.prop, segs) for segs in paths] for s in slices}
     matchable = [s for s in slices if all(t is not None for t in targets[s.name])]
+    for s in slices:
+        s.decidable = s in matchable
     if len(paths) == 1:
         match = _indexed(paths[0], matchable, {s.name: targets[s.name][0] for s in matchable})
         if match is not None:
             exact = exact_index(spec, slices) if len(matchable) == len(slices) else None
-            return Slicing(tuple(slices), match, closed, unmatchable=False, exact=exact)
-    return Slicing(tuple(slices), _linear(paths, matchable, targets), closed, unmatchable=False)
+            return Slicing(tuple(slices), match, closed, exact=exact)
+    return Slicing(tuple(slices), _linear(paths, matchable, targets), closed)
 
 
 def _never(_item: Any) -> Slice | None:

@@ -141,13 +141,15 @@ class Node:
 class Slice:
     """One named slice: its own constraints and cardinality."""
 
-    __slots__ = ("max", "min", "name", "prop")
+    __slots__ = ("decidable", "max", "min", "name", "prop")
 
     def __init__(self, name: str, prop: Prop, min_: int, max_: int | None) -> None:
         self.name = name
         self.prop = prop
         self.min = min_
         self.max = max_
+        #: whether an item can be told to belong here (set when the slicing is compiled)
+        self.decidable = True
 
 
 class Exact:
@@ -164,14 +166,13 @@ class Exact:
 class Slicing:
     """The slices of one repeating element and how to tell which an item belongs to."""
 
-    __slots__ = ("bounded", "closed", "exact", "match", "slices", "unmatchable")
+    __slots__ = ("bounded", "closed", "exact", "match", "slices")
 
     def __init__(
         self,
         slices: tuple[Slice, ...],
         match: Callable[[Any], Slice | None],
         closed: bool,
-        unmatchable: bool,
         exact: Exact | None = None,
     ) -> None:
         self.slices = slices
@@ -179,7 +180,5 @@ class Slicing:
         self.closed = closed
         #: set when one lookup of (system, code) under one child element decides the slice
         self.exact = exact
-        #: the discriminator cannot be evaluated offline (e.g. resolve()): no item matches
-        self.unmatchable = unmatchable
         #: slices whose cardinality must be counted
         self.bounded = tuple(s for s in slices if s.min > 0 or s.max is not None)

@@ -42,7 +42,7 @@ class Validator:
             raise PackageError("the FHIR core package has no Extension definition")
         self._any_extension = extension
 
-    def compile_all(self, prefix: str) -> int:
+    def _compile_all(self, prefix: str) -> int:
         """Compile every StructureDefinition whose URL starts with ``prefix``; how many."""
         urls = [u for u in self._definitions.urls("StructureDefinition") if u.startswith(prefix)]
         return sum(self._compiler.structure(u) is not None for u in urls)
@@ -75,7 +75,7 @@ class Validator:
             return [Finding(f"unknown resourceType {rtype!r}", ".resourceType")]
         if rtype == "Bundle":
             ctx = _bundle_context(res)
-        urls = [profile] if profile is not None else _declared(res)
+        urls = [unversioned(profile)] if profile is not None else _declared(res)
         found: list[Finding] = []
         checked = 0
         for url in urls:
@@ -186,7 +186,7 @@ class Validator:
                 out = add(out, under(found, f"[{i}]"))
         for s in slicing.bounded:
             n = counts.get(s.name, 0)
-            if n < s.min and slicing.unmatchable:
+            if n < s.min and not s.decidable:
                 msg = f"slice {s.name!r} cannot be checked offline (needs at least {s.min})"
                 out = add(out, [Finding(msg, severity="warning")])
             elif n < s.min or (s.max is not None and n > s.max):
