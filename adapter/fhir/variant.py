@@ -52,7 +52,7 @@ from .identifiers import (
     performer_reference,
     specimen_reference,
 )
-from .templates import Entry, Kind, dicts, json_array, shared
+from .templates import Kind, dicts, json_array
 
 __all__ = ["AccessionLookup", "VariantBuilder"]
 
@@ -157,7 +157,7 @@ class _Locus(NamedTuple):
     """What every variant on one chromosome shares: accession and leading components."""
 
     accession: str
-    entries: tuple[Entry, ...]
+    kinds: tuple[Kind, ...]
 
 
 class VariantBuilder:
@@ -187,11 +187,11 @@ class VariantBuilder:
         self._loci: dict[str, _Locus] = {}
         self._male = _MALE[ctx.sex]
 
-    def _coded(self, name: str, group: str, key: str) -> Entry:
+    def _coded(self, name: str, group: str, key: str) -> Kind:
         """A shared CodeableConcept component of slice ``name``, answered from ``group``."""
-        return shared({"code": self._code[name], "valueCodeableConcept": concept(group, key)})
+        return Kind.shared({"code": self._code[name], "valueCodeableConcept": concept(group, key)})
 
-    def _source_class(self, ctx: AnalysisContext) -> Entry | None:
+    def _source_class(self, ctx: AnalysisContext) -> Kind | None:
         """The genomic source class, when LOINC has an answer for it (not for "mixed")."""
         if coding("source-class", ctx.source_class) is None:
             return None
@@ -200,22 +200,24 @@ class VariantBuilder:
     def _locus(self, chromosome: str) -> _Locus:
         """Accession and the components shared by all variants on a chromosome, made once."""
         acc = self._accession(self._ctx.build, chromosome)
-        entries = [self._assembly]
+        kinds = [self._assembly]
         if coding("chromosome", chromosome) is not None:
-            entries.append(self._coded("chromosome-identifier", "chromosome", chromosome))
+            kinds.append(self._coded("chromosome-identifier", "chromosome", chromosome))
         refseq = {"coding": [{"system": REFSEQ, "code": acc}]}
-        entries.append(
-            shared({"code": self._code["genomic-ref-seq"], "valueCodeableConcept": refseq})
+        kinds.append(
+            Kind.shared({"code": self._code["genomic-ref-seq"], "valueCodeableConcept": refseq})
         )
-        entries.append(self._coordinates)
-        found = self._loci[chromosome] = _Locus(acc, tuple(entries))
+        kinds.append(self._coordinates)
+        found = self._loci[chromosome] = _Locus(acc, tuple(kinds))
         return found
 
     def build(self, call: VariantCall, genes: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
         """The Observation for ``call``; ``genes`` are (HGNC id, symbol) pairs when known."""
         rid = self._ids.variant(call)
-        entries, notes = self._components(call, genes)
-        return _observation(self._shared, rid, notes, dicts(entries))
+        kinds: list[Kind] = []
+        values: list[Any] = []
+        notes = self._components(call, genes, kinds, values)
+        return _observation(self._shared, rid, notes, dicts(kinds, values))
 
     def prepare(self, call: VariantCall, genes: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
         """The Observation of :meth:`build` ready to serialise, for when nothing reads it.
@@ -224,89 +226,110 @@ class VariantBuilder:
         whose elements are already JSON (:class:`orjson.Fragment`) below the top level.
         """
         rid = self._ids.variant(call)
-        entries, notes = self._components(call, genes)
-        comps = orjson.Fragment(json_array(entries))
+        kinds: list[Kind] = []
+        values: list[Any] = []
+        notes = self._components(call, genes, kinds, values)
+        comps = orjson.Fragment(json_array(kinds, values))
         return _observation(self._json, rid, notes, comps)
 
     def _components(
-        self, call: VariantCall, genes: Sequence[tuple[str, str]]
-    ) -> tuple[list[Entry], list[Note]]:
-        """The components of ``call``'s Observation, in order, and its notes."""
-        entries = [(self._kinds.gene, gene) for gene in genes]
+        self,
+        call: VariantCall,
+        genes: Sequence[tuple[str, str]],
+        kinds: list[Kind],
+        values: list[Any],
+    ) -> list[Note]:
+        """The kinds and values of ``call``'s components, in order; the Observation's notes."""
+        for gene in genes:
+            kinds.append(self._kinds.gene)
+            values += gene
         locus = self._loci.get(call.chromosome) or self._locus(call.chromosome)
-        entries += locus.entries
+        kinds += locus.kinds
         sv = call.structural
         if sv is None:
-            notes = self._sequence(call, locus.accession, entries)
+            notes = self._sequence(call, locus.accession, kinds, values)
         else:
-            notes = self._structural(call, sv, locus.accession, entries)
-        self._sample(call, entries)
+            notes = self._structural(call, sv, locus.accession, kinds, values)
+        self._sample(call, kinds, values)
         if call.filters and call.filters != ("PASS",):
-            entries.append(self._low_confidence)
+            kinds.append(self._low_confidence)
             notes.append({"text": "VCF FILTER: " + ";".join(call.filters)})
-        return entries, notes
+        return notes
 
-    def _sequence(self, call: VariantCall, acc: str, entries: list[Entry]) -> list[Note]:
+    def _sequence(
+        self, call: VariantCall, acc: str, kinds: list[Kind], values: list[Any]
+    ) -> list[Note]:
         """Range, alleles as written, names and change type of a sequence allele; no notes."""
-        kinds = self._kinds
+        k = self._kinds
         n = describe(acc, call.pos, call.ref, call.alt)
         if n is None:  # not a nucleotide sequence (e.g. "*"): only what the REF states
-            end = call.pos + len(call.ref) - 1
-            entries += (kinds.exact, (call.pos, end)), (kinds.ref, (call.ref,))
+            kinds += k.exact, k.ref
+            values += call.pos, call.pos + len(call.ref) - 1, call.ref
             return []
-        entries += (
-            (kinds.exact, (n.start, n.end)),
-            (kinds.ref, (call.ref,)),
-            (kinds.alt, (call.alt,)),
-        )
-        self._names(call, n, entries)
-        entries.append(self._changes[n.change])
+        kinds += k.exact, k.ref, k.alt
+        values += n.start, n.end, call.ref, call.alt
+        self._names(call, n, kinds, values)
+        kinds.append(self._changes[n.change])
         return []
 
     def _structural(
-        self, call: VariantCall, sv: StructuralVariant, acc: str, entries: list[Entry]
+        self,
+        call: VariantCall,
+        sv: StructuralVariant,
+        acc: str,
+        kinds: list[Kind],
+        values: list[Any],
     ) -> list[Note]:
         """Ranges, names, change type and copy number of an SV; a breakend's ALT as a note."""
         copies = ploidy(call.chromosome, self._male)
         n = describe_structural(acc, call.chromosome, call.pos, sv, copies)
-        kinds = self._kinds
+        k = self._kinds
         if n.outer is None:  # precise: no confidence intervals
-            entries.append((kinds.exact, (n.start, n.end)))
+            kinds.append(k.exact)
+            values += n.start, n.end
         else:
             if n.inner is not None:
-                entries.append((kinds.inner, n.inner))
-            entries.append((kinds.outer, n.outer))
-        self._names(call, n, entries)
-        entries.append(self._changes[n.change])
+                kinds.append(k.inner)
+                values += n.inner
+            kinds.append(k.outer)
+            values += n.outer
+        self._names(call, n, kinds, values)
+        kinds.append(self._changes[n.change])
         if sv.copy_number is not None and math.isfinite(sv.copy_number):
-            entries.append((kinds.copies, (sv.copy_number,)))
+            kinds.append(k.copies)
+            values.append(sv.copy_number)
         if sv.sv_type is SvType.BND:
             return [{"text": f"VCF breakend ALT: {sv.mate or call.alt}"}]
         return []
 
-    def _names(self, call: VariantCall, n: Notation, entries: list[Entry]) -> None:
+    def _names(self, call: VariantCall, n: Notation, kinds: list[Kind], values: list[Any]) -> None:
         """g.HGVS, SPDI and dbSNP ids as they exist for this allele."""
-        kinds = self._kinds
+        k = self._kinds
         if n.hgvs is not None:
-            entries.append((kinds.hgvs, (n.hgvs,)))
+            kinds.append(k.hgvs)
+            values.append(n.hgvs)
         if n.spdi is not None:
-            entries.append((kinds.spdi, (n.spdi,)))
+            kinds.append(k.spdi)
+            values.append(n.spdi)
         if call.record_id:
             for rsid in call.record_id.split(";"):
                 if _RSID(rsid):
-                    entries.append((kinds.dbsnp, (rsid,)))
+                    kinds.append(k.dbsnp)
+                    values.append(rsid)
 
-    def _sample(self, call: VariantCall, entries: list[Entry]) -> None:
+    def _sample(self, call: VariantCall, kinds: list[Kind], values: list[Any]) -> None:
         """Source class, allelic state, allele frequency and allelic read depth."""
         if self._source is not None:
-            entries.append(self._source)
+            kinds.append(self._source)
         if call.zygosity is not None:
-            entries.append(self._states[call.zygosity])
+            kinds.append(self._states[call.zygosity])
         af = call.allele_frequency
         if af is not None and math.isfinite(af):
-            entries.append((self._kinds.frequency, (af,)))
+            kinds.append(self._kinds.frequency)
+            values.append(af)
         if call.allele_depth is not None:
-            entries.append((self._kinds.depth, (call.allele_depth,)))
+            kinds.append(self._kinds.depth)
+            values.append(call.allele_depth)
 
 
 _ALLELIC_STATE = ("allelic-state", "allelic-state")

@@ -34,7 +34,7 @@ import dataclasses
 import math
 import re
 from bisect import bisect_left
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
@@ -89,6 +89,7 @@ __all__ = ["FieldSpec", "VcfHeader", "VcfReader"]
 
 _GVCF_ALTS: Final = frozenset({"<NON_REF>", "<*>"})
 _VECTOR_END: Final = -2147483647  # htslib: missing is -2**31, end-of-vector this
+_HTSLIB_FORMAT_LINES: Final = 2  # htslib's BCF_HL_FMT: look a key up among ##FORMAT lines
 _MAX_LISTED_SAMPLES: Final = 20
 _AUTOSOME, _SEX_CHROMOSOME, _MITOCHONDRION = 0, 1, 2
 _VARIANT: Final = "variant"
@@ -187,11 +188,17 @@ class VcfReader:
         self.index = self._find_index() if self._regions else None
         self._subset = len(self.header.samples) > 1 and "," not in self.sample
         self._column = 0 if self._subset else self.header.samples.index(self.sample)
-        self._open_vcf().close()  # htslib must accept the header too
-        #: AD, DP, AF declared: cyvcf2 raises KeyError for FORMAT keys the header lacks
-        self._depth_keys = tuple(k in self.header.formats for k in ("AD", "DP", "AF"))
+        vcf = self._open_vcf()  # htslib must accept the header too
+        #: AD, DP declared (cyvcf2 raises KeyError for FORMAT keys the header lacks) and the
+        #: Type htslib gives each; told it, cyvcf2's format() skips a header lookup
+        self._depth_keys = tuple(k in self.header.formats for k in ("AD", "DP"))
+        self._depth_types = tuple(_format_type(vcf, k) for k in ("AD", "DP"))
+        vcf.close()
+        self._af_declared = "AF" in self.header.formats
         self._sv_declared = "SVTYPE" in self.header.infos
         self._places: dict[str, _Place | None] = {}
+        #: the places the fast lane takes: placed, not the mitochondrion
+        self._lane_places: dict[str, _Place] = {}
         self._genotypes: dict[tuple[Any, ...], _Genotype] = {}
         #: the GTs the fast lane takes: a variant call of ALT 1 alone, unphased
         self._lane: dict[tuple[Any, ...], _Genotype] = {}
@@ -277,20 +284,18 @@ class VcfReader:
     # -- records from htslib -------------------------------------------------------------
 
     def __iter__(self) -> Iterator[VariantCall]:
-        iteration = self._iterate()
+        iteration = self._calls()
         self._iterations.add(iteration)
         return iteration
 
-    def _iterate(self) -> Generator[VariantCall, None, None]:
+    def _open_records(self) -> tuple[Any, Iterator[Any], int | None]:
+        """htslib's handle (to close) and records, and how many the scan counted (or None)."""
         if self.index is not None:
-            yield from self._calls(self._indexed(self.index), expected=None)
-            return
+            vcf = self._open_vcf()
+            return vcf, self._indexed(vcf, self.index), None
         expected = self._scan()
         vcf = self._open_vcf()
-        try:  # islice: stop before trailing blank lines, which crash htslib
-            yield from self._calls(islice(vcf, expected), expected=expected)
-        finally:
-            vcf.close()
+        return vcf, islice(vcf, expected), expected  # islice: trailing blank lines crash htslib
 
     def _scan(self) -> int:
         """Check every data line before htslib reads one; the number of records."""
@@ -298,19 +303,14 @@ class VcfReader:
             skip_lines(stream, self.header.lines)
             return BodyScan(self.header, self.source).run(stream)
 
-    def _indexed(self, index: Path) -> Iterator[Any]:
+    def _indexed(self, vcf: Any, index: Path) -> Iterator[Any]:
         """Records overlapping the regions, each once, in the index's contig order."""
-        names = index_contigs(index, self.source)
-        vcf = self._open_vcf()
-        try:
-            for name in names:
-                key = _contig_key(name)
-                previous_end = 0
-                for region in (r for r in self._regions if r.chrom == key):
-                    yield from self._query(vcf, name, region, previous_end)
-                    previous_end = region.end
-        finally:
-            vcf.close()
+        for name in index_contigs(index, self.source):
+            key = _contig_key(name)
+            previous_end = 0
+            for region in (r for r in self._regions if r.chrom == key):
+                yield from self._query(vcf, name, region, previous_end)
+                previous_end = region.end
 
     def _query(self, vcf: Any, contig: str, region: GenomicRegion, after: int) -> Iterator[Any]:
         """One region's records, minus those starting before ``after`` (an earlier region's).
@@ -348,78 +348,78 @@ class VcfReader:
 
     # -- records to calls: the hot path, kept flat on purpose --------------------------
 
-    def _calls(self, variants: Iterable[Any], *, expected: int | None) -> Iterator[VariantCall]:
-        """Calls of every record; ``expected`` (data lines) numbers them and checks the count.
+    def _calls(self) -> Generator[VariantCall, None, None]:
+        """Calls of every record, numbered by line and counted against the scan's count.
 
         Most records take the fast lane, inlined here: one ALT of bases, PASS (or filters kept),
-        a placed non-mitochondrial contig, a GT seen before that holds the ALT unphased, and no
-        regions, AF or SVTYPE to consult. Every other record takes :meth:`_record`.
+        a placed contig other than the mitochondrion, a GT seen before that holds the ALT
+        unphased, and no regions, AF or SVTYPE to consult. The rest take :meth:`_record`.
         """
-        summary, places, lane, column = self.summary, self._places, self._lane, self._column
+        vcf, records, expected = self._open_records()
+        summary, lane, column = self.summary, self._lane, self._column
         keep = _RegionFilter(self._regions) if self._regions and self.index is None else None
-        fast = keep is None and not self._sv_declared and not self._depth_keys[2]
-        pass_only = not self.include_filtered
+        fast = keep is None and not self._sv_declared and not self._af_declared
+        lane_places = self._lane_places if fast else {}
+        keep_filtered = self.include_filtered
         first, count = self.header.lines, 0
-        next_record = iter(variants).__next__
-        while True:
-            try:
-                variant = next_record()
-            except StopIteration:
-                break
-            except AdapterError:  # from _indexed, which names the region
-                raise
-            except Exception as exc:  # htslib parse failures arrive as bare Exception
-                raise self._unparsable(first + count + 1) from exc
-            summary.records_read += 1
-            count += 1
-            line = first + count if expected is not None else None
-            chrom = variant.CHROM
-            try:
-                place = places[chrom]
-            except KeyError:
-                place = self._place(chrom, line)
-            alts = variant.ALT
-            filters = variant.FILTER
-            if (
-                fast
-                and place is not None
-                and place[2] != _MITOCHONDRION
-                and len(alts) == 1
-                and alts[0].isalpha()
-                and (filters is None or not pass_only)
-            ):
+        next_record = records.__next__
+        try:
+            while True:
                 try:
-                    gt = lane[tuple(variant.genotypes[column])]
-                except Exception:  # a GT not seen yet or off the lane; no GT at all
-                    gt = None
-                pos = variant.POS
-                if gt is not None and pos <= place[1] + 1:
-                    ad_row, total, _ = self._depths(variant)
-                    ad = ad_row[1] if ad_row is not None and len(ad_row) > 1 else None
-                    if ad is not None and ad < 0:
-                        ad = None
-                    yield VariantCall(  # positional, in field order: keywords cost more
-                        chrom,
-                        place[0],
-                        pos,
-                        variant.REF,
-                        alts[0],
-                        1,
-                        gt.text,
-                        gt.zygosities[place[2]][0],
-                        () if filters is None else tuple(filters.split(";")),
-                        variant.ID,
-                        _quality(variant.QUAL),
-                        ad,
-                        total,
-                        ad / total if ad is not None and total and ad <= total else None,
-                        False,
-                        None,
-                        None,
-                        line,
-                    )
-                    continue
-            yield from self._record(variant, place, alts, keep, line)
+                    variant = next_record()
+                except StopIteration:
+                    break
+                except AdapterError:  # from _indexed, which names the region
+                    raise
+                except Exception as exc:  # htslib parse failures arrive as bare Exception
+                    raise self._unparsable(first + count + 1) from exc
+                summary.records_read += 1
+                count += 1
+                line = first + count if expected is not None else None
+                chrom = variant.CHROM
+                place = lane_places.get(chrom)
+                alts = variant.ALT
+                filters = variant.FILTER
+                if (
+                    place is not None
+                    and len(alts) == 1
+                    and alts[0].isalpha()
+                    and (filters is None or keep_filtered)
+                ):
+                    try:
+                        gt = lane[tuple(variant.genotypes[column])]
+                    except Exception:  # a GT not seen yet or off the lane; no GT at all
+                        gt = None
+                    pos = variant.POS
+                    if gt is not None and pos <= place[1] + 1:
+                        ad_row, total = self._depths(variant)
+                        ad = ad_row[1] if ad_row is not None and len(ad_row) > 1 else None
+                        if ad is not None and ad < 0:
+                            ad = None
+                        yield VariantCall(  # positional, in field order: keywords cost more
+                            chrom,
+                            place[0],
+                            pos,
+                            variant.REF,
+                            alts[0],
+                            1,
+                            gt.text,
+                            gt.zygosities[place[2]][0],
+                            () if filters is None else tuple(filters.split(";")),
+                            variant.ID,
+                            _quality(variant.QUAL),
+                            ad,
+                            total,
+                            ad / total if ad is not None and total and ad <= total else None,
+                            False,
+                            None,
+                            None,
+                            line,
+                        )
+                        continue
+                yield from self._record(variant, chrom, alts, keep, line)
+        finally:
+            vcf.close()
         if expected is not None and count < expected:
             raise TruncatedInputError(
                 f"htslib stopped after {count} of {expected} records",
@@ -430,12 +430,16 @@ class VcfReader:
     def _record(
         self,
         variant: Any,
-        place: _Place | None,
+        chrom: str,
         alts: list[str],
         keep: _RegionFilter | None,
         line: int | None,
     ) -> list[VariantCall]:
         """The calls of any record, its skips counted: the general path."""
+        try:
+            place = self._places[chrom]
+        except KeyError:
+            place = self._place(chrom, line)
         reason = self._skip_reason(variant, place, alts, keep)
         if reason is None and not self.include_filtered and variant.FILTER is not None:
             reason = "filtered"
@@ -524,6 +528,8 @@ class VcfReader:
         else:
             place = None if chromosome is None else (chromosome, *self._extent(chromosome))
             self._places[chrom] = place
+            if place is not None and place[2] != _MITOCHONDRION:
+                self._lane_places[chrom] = place
             return place
         raise UnknownContigError(message, source=self.source, line=line, field="CHROM")
 
@@ -539,7 +545,8 @@ class VcfReader:
         quality = _quality(variant.QUAL)
         filters = variant.FILTER
         filter_names = tuple(filters.split(";")) if filters else ()
-        ad_row, total, af = self._depths(variant)
+        ad_row, total = self._depths(variant)
+        af = self._af_row(variant)
         phase_set = self._phase_set(variant) if gt.phased else None
         if len(alts) > len(gt.present):
             self._count_absent(gt, alts)
@@ -597,17 +604,21 @@ class VcfReader:
 
     # -- depths --------------------------------------------------------------------------
 
-    def _depths(self, variant: Any) -> tuple[list[int] | None, int | None, list[Any] | None]:
-        """The sample's AD row (negative = missing), DP (else the sum of AD), FORMAT AF row."""
-        column, declared = self._column, self._depth_keys
-        ad = variant.format("AD") if declared[0] else None
+    def _depths(self, variant: Any) -> tuple[list[int] | None, int | None]:
+        """The sample's AD row (negative = missing) and DP (else the sum of AD)."""
+        column, declared, types = self._column, self._depth_keys, self._depth_types
+        ad = variant.format("AD", types[0]) if declared[0] else None
         ad_row: list[int] | None = None if ad is None else ad.tolist()[column]  # no view: faster
-        dp = variant.format("DP") if declared[1] else None
+        dp = variant.format("DP", types[1]) if declared[1] else None
         total: int | None = None if dp is None else dp.item(column)
         if total is None or total <= _VECTOR_END:
             total = sum(ad_row) if ad_row and min(ad_row) > _VECTOR_END else None
-        af = variant.format("AF") if declared[2] else None
-        return ad_row, total, None if af is None else list(af[column])
+        return ad_row, total
+
+    def _af_row(self, variant: Any) -> list[Any] | None:
+        """The sample's FORMAT AF values, if the header declares AF and the record has them."""
+        af = variant.format("AF") if self._af_declared else None
+        return None if af is None else list(af[self._column])
 
     def _af(self, values: list[Any], alt_index: int, alt_count: int) -> float | None:
         """FORMAT AF of this ALT: Number=A (per ALT), R (REF first), or one value."""
@@ -677,6 +688,17 @@ class VcfReader:
                 return value
         value = variant.INFO.get("CN")
         return float(value) if isinstance(value, int | float) and value is not True else None
+
+
+def _format_type(vcf: Any, key: str) -> str | None:
+    """The Type htslib holds for a FORMAT key, as cyvcf2's format() would look it up.
+
+    None if htslib lacks the key: format() then looks it up itself (and raises KeyError).
+    """
+    try:
+        return str(vcf.get_header_type(key, order=[_HTSLIB_FORMAT_LINES])["Type"])
+    except KeyError:
+        return None
 
 
 def _quality(qual: float | None) -> float | None:

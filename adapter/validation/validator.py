@@ -26,6 +26,7 @@ IG_CANONICAL = "http://hl7.org/fhir/uv/genomics-reporting/"
 
 #: within a Bundle: fullUrl -> resourceType, to check the targets of urn:uuid references
 _Context = dict[str, str] | None
+_REF_TYPES_KEPT = 4096
 
 
 class Validator:
@@ -41,6 +42,7 @@ class Validator:
         if extension is None:
             raise PackageError("the FHIR core package has no Extension definition")
         self._any_extension = extension
+        self._ref_types: dict[str, str | None] = {}
 
     def _compile_all(self, prefix: str) -> int:
         """Compile every StructureDefinition whose URL starts with ``prefix``; how many."""
@@ -230,11 +232,22 @@ class Validator:
     def _target(self, targets: frozenset[str], ref: Any, ctx: _Context) -> Found:
         if type(ref) is not str:
             return None
-        rtype = _reference_type(ref, ctx, self._resource_types)
+        rtype = self._reference_type(ref, ctx)
         if rtype is None or rtype in targets:
             return None
         allowed = ", ".join(sorted(targets))
         return [Finding(f"a reference to a {rtype} is not allowed here ({allowed})", ".reference")]
+
+    def _reference_type(self, ref: str, ctx: _Context) -> str | None:
+        """The resource type a literal reference points at, when it can be told offline."""
+        if ctx is not None and ref in ctx:
+            return ctx[ref]
+        if ref in self._ref_types:
+            return self._ref_types[ref]
+        found = _parsed_type(ref, self._resource_types)
+        if len(self._ref_types) < _REF_TYPES_KEPT:  # the same subjects and performers recur
+            self._ref_types[ref] = found
+        return found
 
     def _extension(self, prop: Prop, value: Any, ctx: _Context) -> Found:
         """An extension: checked against its definition, found through the slice or its url."""
@@ -294,10 +307,8 @@ def _bundle_context(bundle: dict[str, Any]) -> dict[str, str]:
     return ctx
 
 
-def _reference_type(ref: str, ctx: _Context, known: frozenset[str]) -> str | None:
-    """The resource type a literal reference points at, when it can be told offline."""
-    if ctx is not None and ref in ctx:
-        return ctx[ref]
+def _parsed_type(ref: str, known: frozenset[str]) -> str | None:
+    """The resource type a literal reference names (None: contained, urn: or not RESTful)."""
     if ref.startswith(("#", "urn:")):
         return None
     parts = ref.partition("?")[0].split("/")
