@@ -69,8 +69,12 @@ class Notation(NamedTuple):
 
 def describe(accession: str, pos: int, ref: str, alt: str) -> Notation | None:
     """SPDI, g.HGVS and change type of one sequence allele; None for non-sequence alleles."""
-    if len(ref) == 1 and len(alt) == 1:
-        return _snv(accession, pos, _BASE.get(ref), _BASE.get(alt))
+    if len(ref) == 1 and len(alt) == 1:  # an SNV, most variants: no trimming, no search
+        base, new = _BASE.get(ref), _BASE.get(alt)
+        if base is None or new is None or base == new:
+            return None
+        spdi = f"{accession}:{pos - 1}:{base}:{new}"
+        return Notation(ChangeType.SNV, pos, pos, spdi, f"{accession}:g.{pos}{base}>{new}")
     ref, alt = ref.upper(), alt.upper()
     if ref == alt or not _SEQUENCE(ref) or not _SEQUENCE(alt):
         return None
@@ -83,19 +87,6 @@ def describe(accession: str, pos: int, ref: str, alt: str) -> Notation | None:
         pos + len(ref) - 1,
         f"{accession}:{first - 1}:{deleted}:{inserted}",
         f"{accession}:g.{hgvs}" if hgvs else None,
-    )
-
-
-def _snv(accession: str, pos: int, ref: str | None, alt: str | None) -> Notation | None:
-    """A single-base substitution (most variants): no trimming, nothing to search."""
-    if ref is None or alt is None or ref == alt:
-        return None
-    return Notation(
-        ChangeType.SNV,
-        pos,
-        pos,
-        f"{accession}:{pos - 1}:{ref}:{alt}",
-        f"{accession}:g.{pos}{ref}>{alt}",
     )
 
 

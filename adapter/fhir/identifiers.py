@@ -92,21 +92,19 @@ class IdFactory:
         return _format(h.hexdigest())
 
     def variant(self, call: VariantCall) -> str:
-        """The id of one variant call."""
+        """The id of one variant call; an identical one before it at its locus adds ``|n``."""
         name = f"{call.chrom}|{call.pos}|{call.ref}|{call.alt}"
         if call.structural is not None:
             name = f"{name}|{call.structural.end}"
+        if call.pos == self._pos and call.chrom == self._chrom:
+            repeat = self._seen[name] = self._seen.get(name, 0) + 1
+            if repeat > 1:
+                name = f"{name}|{repeat}"
+        else:
+            self._chrom, self._pos, self._seen = call.chrom, call.pos, {name: 1}
         h = self._variant.copy()
-        h.update(self._repeated(call, name).encode())
+        h.update(name.encode())
         return _format(h.hexdigest())
-
-    def _repeated(self, call: VariantCall, name: str) -> str:
-        """``name``, with ``|n`` for the n-th identical call (n > 1) at the current locus."""
-        if call.pos != self._pos or call.chrom != self._chrom:
-            self._chrom, self._pos = call.chrom, call.pos
-            self._seen.clear()
-        repeat = self._seen[name] = self._seen.get(name, 0) + 1
-        return name if repeat == 1 else f"{name}|{repeat}"
 
 
 def identifier(rid: str) -> dict[str, str]:

@@ -146,11 +146,19 @@ class _Kinds:
 
 
 class _Shared(NamedTuple):
-    """The top-level elements every Observation shares: as objects, or as JSON fragments."""
+    """An Observation's top-level elements in order, with or without a note, the shared ones
+    filled in (as objects, or as JSON fragments for :meth:`VariantBuilder.prepare`)."""
 
-    meta: Any
-    head: dict[str, Any]
-    tail: dict[str, Any]
+    noted: dict[str, Any]
+    plain: dict[str, Any]
+
+
+def _shared(meta: Any, head: dict[str, Any], tail: dict[str, Any]) -> _Shared:
+    """The top levels to copy per Observation; None marks what each one fills in."""
+    own = {"resourceType": "Observation", "id": None, "meta": meta, "identifier": None, **head}
+    return _Shared(
+        {**own, "note": None, **tail, "component": None}, {**own, **tail, "component": None}
+    )
 
 
 class _Locus(NamedTuple):
@@ -170,11 +178,12 @@ class VariantBuilder:
         self._code = {name: s.concept() for name, s in slices().items()}
         self._kinds = _Kinds()
         meta = {"profile": [profile("variant")]}
-        self._shared = _Shared(meta, _head(ctx), _tail(ctx))
-        self._json = _Shared(
+        head, tail = _head(ctx), _tail(ctx)
+        self._shared = _shared(meta, head, tail)
+        self._json = _shared(
             _fragment(meta),
-            {k: _fragment(v) for k, v in self._shared.head.items()},
-            {k: _fragment(v) for k, v in self._shared.tail.items()},
+            {k: _fragment(v) for k, v in head.items()},
+            {k: _fragment(v) for k, v in tail.items()},
         )
         self._assembly = self._coded("reference-sequence-assembly", "genome-build", ctx.build)
         self._coordinates = self._coded(
@@ -337,17 +346,12 @@ _CHANGE_TYPE = ("coding-change-type", "dna-change-type")
 
 
 def _observation(shared: _Shared, rid: str, notes: list[Note], comps: Any) -> dict[str, Any]:
-    """An Observation's elements in their order, from its own parts and the shared ones."""
-    obs = {
-        "resourceType": "Observation",
-        "id": rid,
-        "meta": shared.meta,
-        "identifier": [{"system": URI_SYSTEM, "value": "urn:uuid:" + rid}],
-        **shared.head,
-    }
+    """An Observation: its own elements put into a copy of the shared top level."""
+    obs = (shared.noted if notes else shared.plain).copy()
+    obs["id"] = rid
+    obs["identifier"] = [{"system": URI_SYSTEM, "value": "urn:uuid:" + rid}]
     if notes:
         obs["note"] = notes
-    obs.update(shared.tail)
     obs["component"] = comps
     return obs
 

@@ -196,6 +196,8 @@ class VcfReader:
         vcf.close()
         self._af_declared = "AF" in self.header.formats
         self._sv_declared = "SVTYPE" in self.header.infos
+        #: the fast lane reads neither FORMAT AF nor INFO SVTYPE: only files without them
+        self._lane_open = not self._af_declared and not self._sv_declared
         self._places: dict[str, _Place | None] = {}
         #: the places the fast lane takes: placed, not the mitochondrion
         self._lane_places: dict[str, _Place] = {}
@@ -351,16 +353,21 @@ class VcfReader:
     def _calls(self) -> Generator[VariantCall, None, None]:
         """Calls of every record, numbered by line and counted against the scan's count.
 
-        Most records take the fast lane, inlined here: one ALT of bases, PASS (or filters kept),
-        a placed contig other than the mitochondrion, a GT seen before that holds the ALT
-        unphased, and no regions, AF or SVTYPE to consult. The rest take :meth:`_record`.
+        Most records take the fast lane, inlined here (a call costs as much as the work): one
+        ALT of bases, PASS (or filters kept), a placed contig other than the mitochondrion, a
+        GT seen before that holds the ALT unphased, and no regions, AF or SVTYPE to consult.
+        The rest take :meth:`_record`.
         """
         vcf, records, expected = self._open_records()
-        summary, lane, column = self.summary, self._lane, self._column
         keep = _RegionFilter(self._regions) if self._regions and self.index is None else None
-        fast = keep is None and not self._sv_declared and not self._af_declared
-        lane_places = self._lane_places if fast else {}
-        keep_filtered = self.include_filtered
+        lane_places = self._lane_places if keep is None and self._lane_open else {}
+        summary, lane, column, keep_filtered = (
+            self.summary,
+            self._lane,
+            self._column,
+            self.include_filtered,
+        )
+        (read_ad, read_dp), (ad_type, dp_type) = self._depth_keys, self._depth_types
         first, count = self.header.lines, 0
         next_record = records.__next__
         try:
@@ -376,10 +383,8 @@ class VcfReader:
                 summary.records_read += 1
                 count += 1
                 line = first + count if expected is not None else None
-                chrom = variant.CHROM
+                chrom, alts, filters = variant.CHROM, variant.ALT, variant.FILTER
                 place = lane_places.get(chrom)
-                alts = variant.ALT
-                filters = variant.FILTER
                 if (
                     place is not None
                     and len(alts) == 1
@@ -392,10 +397,17 @@ class VcfReader:
                         gt = None
                     pos = variant.POS
                     if gt is not None and pos <= place[1] + 1:
-                        ad_row, total = self._depths(variant)
-                        ad = ad_row[1] if ad_row is not None and len(ad_row) > 1 else None
-                        if ad is not None and ad < 0:
-                            ad = None
+                        ads = variant.format("AD", ad_type) if read_ad else None
+                        dps = variant.format("DP", dp_type) if read_dp else None
+                        ad_row = None if ads is None else ads.tolist()[column]
+                        dp = None if dps is None else dps.item(column)
+                        ad = ad_row[1] if ad_row and len(ad_row) > 1 and ad_row[1] >= 0 else None
+                        total = dp if dp is not None and dp > _VECTOR_END else _ad_total(ad_row)
+                        quality = variant.QUAL  # _quality's work, done here for whole numbers
+                        if quality is not None and not (
+                            -1e7 < quality < 1e7 and quality.is_integer()
+                        ):
+                            quality = _quality(quality)
                         yield VariantCall(  # positional, in field order: keywords cost more
                             chrom,
                             place[0],
@@ -407,7 +419,7 @@ class VcfReader:
                             gt.zygosities[place[2]][0],
                             () if filters is None else tuple(filters.split(";")),
                             variant.ID,
-                            _quality(variant.QUAL),
+                            quality,
                             ad,
                             total,
                             ad / total if ad is not None and total and ad <= total else None,
@@ -420,11 +432,15 @@ class VcfReader:
                 yield from self._record(variant, chrom, alts, keep, line)
         finally:
             vcf.close()
+        self._check_count(count, expected)
+
+    def _check_count(self, count: int, expected: int | None) -> None:
+        """htslib must have returned a record for every data line the scan counted."""
         if expected is not None and count < expected:
             raise TruncatedInputError(
                 f"htslib stopped after {count} of {expected} records",
                 source=self.source,
-                line=first + count + 1,
+                line=self.header.lines + count + 1,
             )
 
     def _record(
@@ -611,9 +627,7 @@ class VcfReader:
         ad_row: list[int] | None = None if ad is None else ad.tolist()[column]  # no view: faster
         dp = variant.format("DP", types[1]) if declared[1] else None
         total: int | None = None if dp is None else dp.item(column)
-        if total is None or total <= _VECTOR_END:
-            total = sum(ad_row) if ad_row and min(ad_row) > _VECTOR_END else None
-        return ad_row, total
+        return ad_row, total if total is not None and total > _VECTOR_END else _ad_total(ad_row)
 
     def _af_row(self, variant: Any) -> list[Any] | None:
         """The sample's FORMAT AF values, if the header declares AF and the record has them."""
@@ -699,6 +713,11 @@ def _format_type(vcf: Any, key: str) -> str | None:
         return str(vcf.get_header_type(key, order=[_HTSLIB_FORMAT_LINES])["Type"])
     except KeyError:
         return None
+
+
+def _ad_total(ad_row: list[int] | None) -> int | None:
+    """The total depth without DP: the sum of AD, unless a value is missing."""
+    return sum(ad_row) if ad_row and min(ad_row) > _VECTOR_END else None
 
 
 def _quality(qual: float | None) -> float | None:

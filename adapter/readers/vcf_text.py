@@ -21,7 +21,7 @@ import gzip
 import re
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final, Literal
@@ -261,6 +261,58 @@ def open_stream(path: Path, compression: Compression) -> Stream:
     return gzip.open(path, "rb") if compression != "plain" else path.open("rb")
 
 
+# ---- data lines a block at a time -------------------------------------------------------
+
+Rows = NDArray[np.intp]
+
+
+def _blocks(stream: Stream) -> Iterator[bytes]:
+    """The stream in blocks of whole lines, the last line given its newline if it lacks one."""
+    rest = b""
+    while chunk := stream.read(_CHUNK):
+        chunk = rest + chunk
+        cut = chunk.rfind(b"\n") + 1
+        rest = chunk[cut:]
+        yield chunk[:cut]
+    if rest:
+        yield rest + b"\n"
+
+
+def _grid(data: NDArray[np.uint8], tabs: int) -> tuple[Rows, Rows, Rows] | None:
+    """Line starts, line ends and tab positions (a row a line) of a block, if every line holds
+    exactly ``tabs`` tabs and none starts with one; None otherwise."""
+    ends = np.flatnonzero(data == _NEWLINE)
+    found = np.flatnonzero(data == _TAB)
+    lines = ends.size
+    if not lines or found.size != lines * tabs:
+        return None
+    columns = found.reshape(lines, tabs)  # if each line holds its own tabs, row i: line i
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    if not ((columns[:, 0] > starts).all() and (columns[:, -1] < ends).all()):
+        return None
+    return starts, ends, columns
+
+
+def _formats(data: NDArray[np.uint8], columns: Rows) -> list[tuple[bytes, Rows]]:
+    """Each distinct FORMAT of a block (between a line's 8th and 9th tab) and its lines."""
+    first = columns[:, 7] + 1
+    widths = columns[:, 8] - first
+    if (widths == widths[0]).all():
+        groups = [(int(widths[0]), np.arange(widths.size))]
+    else:
+        groups = [(int(w), np.flatnonzero(widths == w)) for w in np.unique(widths).tolist()]
+    found = []
+    for width, rows in groups:
+        window = data[first[rows, np.newaxis] + np.arange(width)]
+        if (window == window[0]).all():
+            found.append((window[0].tobytes(), rows))
+            continue
+        distinct, which = np.unique(window, axis=0, return_inverse=True)
+        which = which.reshape(-1)
+        found += [(fmt.tobytes(), rows[which == i]) for i, fmt in enumerate(distinct)]
+    return found
+
+
 # ---- the body scan ---------------------------------------------------------------------
 
 
@@ -282,21 +334,15 @@ class BodyScan:
         self.known_formats: set[bytes] = set()
 
     def run(self, stream: Stream) -> int:
-        rest = b""
         try:
-            while chunk := stream.read(_CHUNK):
-                chunk = rest + chunk
-                cut = chunk.rfind(b"\n") + 1
-                rest = chunk[cut:]
-                self.feed(chunk[:cut])
+            for body in _blocks(stream):
+                self.feed(body)
         except (EOFError, OSError, zlib.error) as exc:
             raise TruncatedInputError(
                 f"the compressed data is corrupt or cut short, somewhere after line {self.line} "
                 f"({exc})",
                 source=self.source,
             ) from exc
-        if rest:
-            self.feed(rest + b"\n")
         return self.records
 
     def feed(self, body: bytes) -> None:
@@ -318,35 +364,14 @@ class BodyScan:
         tab or '#'), and have a FORMAT whose keys are declared.
         """
         data = np.frombuffer(body, np.uint8)
-        ends = np.flatnonzero(data == _NEWLINE)
-        tabs = np.flatnonzero(data == _TAB)
-        lines = ends.size
-        if not lines or tabs.size != lines * self.tabs:
+        grid = _grid(data, self.tabs)
+        if grid is None or (data[grid[0]] == _HASH).any():
             return 0
-        columns = tabs.reshape(lines, self.tabs)  # if each line holds its own tabs, row i: line i
-        starts = np.concatenate(([0], ends[:-1] + 1))
-        if not ((columns[:, 0] > starts).all() and (columns[:, -1] < ends).all()):
+        formats = {fmt for fmt, _ in _formats(data, grid[2])}
+        if any(_undeclared(fmt, self.header.formats) for fmt in formats - self.known_formats):
             return 0
-        if (data[starts] == _HASH).any() or not self._formats_declared(data, columns):
-            return 0
-        return lines
-
-    def _formats_declared(self, data: NDArray[np.uint8], columns: NDArray[np.intp]) -> bool:
-        """Whether every FORMAT (between the 8th and 9th tab) of a regular block is declared."""
-        first = columns[:, 7] + 1
-        widths = columns[:, 8] - first
-        sizes = [int(widths[0])] if (widths == widths[0]).all() else np.unique(widths).tolist()
-        if 0 in sizes:
-            return False
-        for size in sizes:
-            at = first if len(sizes) == 1 else first[widths == size]
-            window = data[at[:, np.newaxis] + np.arange(size)]
-            distinct = window[:1] if (window == window[0]).all() else np.unique(window, axis=0)
-            new = {row.tobytes() for row in distinct} - self.known_formats
-            if any(_undeclared(fmt, self.header.formats) for fmt in new):
-                return False
-            self.known_formats |= new
-        return True
+        self.known_formats |= formats
+        return grid[0].size
 
     def _check_format(self, line: bytes) -> None:
         """Every FORMAT key must be declared; htslib would only warn and guess a type."""

@@ -44,10 +44,11 @@ class Validator:
         self._any_extension = extension
         self._ref_types: dict[str, str | None] = {}
 
-    def _compile_all(self, prefix: str) -> int:
-        """Compile every StructureDefinition whose URL starts with ``prefix``; how many."""
-        urls = [u for u in self._definitions.urls("StructureDefinition") if u.startswith(prefix)]
-        return sum(self._compiler.structure(u) is not None for u in urls)
+    def _compile_all(self, prefix: str) -> None:
+        """Compile up front every StructureDefinition whose URL starts with ``prefix``."""
+        for url in self._definitions.urls("StructureDefinition"):
+            if url.startswith(prefix):
+                self._compiler.structure(url)
 
     def validate(
         self, resource: Mapping[str, Any], profile: str | None = None
