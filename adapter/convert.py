@@ -8,6 +8,7 @@ the whole conversion (and validation, when asked) succeeded.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .assembly import accession
-from .errors import InputError, OptionsError, ValidationFailed, ValidationIssue
+from .errors import InputError, OptionsError
 from .fhir.report import ReportBuilder
 from .fhir.variant import VariantBuilder
 from .fhir.writers import open_writer
@@ -28,9 +29,12 @@ from .model import (
     GenomicSourceClass,
     PatientRef,
     Sex,
+    VariantCall,
 )
+from .parallel import Job, checker, convert_in_parallel, sharing
 from .readers.vcf import VcfReader
 from .regions import read_bed
+from .validation import load_validator
 
 __all__ = [
     "ConvertOptions",
@@ -45,7 +49,10 @@ __all__ = [
 #: callback(records_read, variants_converted), called every PROGRESS_EVERY records
 ProgressCallback = Callable[[int, int], None]
 PROGRESS_EVERY = 10_000
-_MAX_ISSUES = 50
+#: inputs this large are converted by several processes unless ``jobs`` says otherwise
+AUTO_PARALLEL_BYTES = 8 << 20
+MAX_AUTO_JOBS = 4  # each worker reads the whole file: more pay off less and less
+CHUNK_VARIANTS = 2048  # variants a worker builds before handing them over
 
 
 class OutputFormat(StrEnum):
@@ -80,6 +87,8 @@ class ConvertOptions:
     issued: datetime | None = None
     heteroplasmy_threshold: float = 0.95
     input_name: str | None = None
+    #: processes that build the variants; 0: one per core (up to 4) for inputs over 8 MiB
+    jobs: int = 0
 
     def check(self) -> None:
         """Reject contradictory or impossible options before any work is done."""
@@ -96,6 +105,8 @@ class ConvertOptions:
             raise OptionsError("give --region or --regions-bed, not both")
         if not 0.5 <= self.heteroplasmy_threshold <= 1.0:
             raise OptionsError("the heteroplasmy threshold must lie between 0.5 and 1.0")
+        if self.jobs < 0:
+            raise OptionsError("jobs must be 0 (automatic) or a number of processes")
         if self.issued is not None and self.issued.tzinfo is None:
             raise OptionsError("the issued time needs a time zone (e.g. 2026-01-31T12:00:00Z)")
 
@@ -115,25 +126,32 @@ def convert_vcf(
     uncallable = read_bed(options.uncallable_bed) if options.uncallable_bed else ()
     digest, size = _sha256(source)
     summary = ConversionSummary()
-    with VcfReader(
-        source,
-        sample=options.sample,
-        build=options.build,
-        sex=options.sex,
-        regions=tuple(options.regions) or tuple(studied),
-        include_filtered=options.include_filtered,
-        heteroplasmy_threshold=options.heteroplasmy_threshold,
-        summary=summary,
-    ) as reader:
+    reading: dict[str, Any] = {
+        "sample": options.sample,
+        "build": options.build,
+        "sex": options.sex,
+        "regions": tuple(options.regions) or tuple(studied),
+        "include_filtered": options.include_filtered,
+        "heteroplasmy_threshold": options.heteroplasmy_threshold,
+    }
+    with VcfReader(source, summary=summary, **reading) as reader:
         ctx = _context(
             options, reader, source, digest, size, studied=studied, uncallable=uncallable
         )
-        check = _checker(options.validate, summary)
-        with open_writer(options.output_format.value, destination, ctx) as writer:
-            builder = VariantBuilder(ctx, accession)
-            for resource in _variants(reader, builder, summary, progress):
-                check(resource)
-                writer.add_variant(resource)
+        validator = load_validator() if options.validate else None
+        check = checker(validator, summary)
+        form = options.output_format.value
+        with sharing(validator) as share, open_writer(form, destination, ctx) as writer:
+            workers = _workers(options.jobs, size)
+            if workers > 1:
+                job = Job(source, reading, ctx, form, options.validate, workers, CHUNK_VARIANTS)
+                convert_in_parallel(job, writer, summary, progress)
+            else:
+                builder = VariantBuilder(ctx, accession, share=share)
+                make = builder.build if validator else builder.prepare
+                for resource in _variants(reader, make, summary, progress):
+                    check(resource)
+                    writer.add_variant(resource)
             for resource in ReportBuilder(ctx).build(writer.variant_references()):
                 check(resource)
                 writer.add(resource)
@@ -141,50 +159,30 @@ def convert_vcf(
     return summary
 
 
+def _workers(jobs: int, size: int) -> int:
+    """Processes to build variants in: as asked, or by the machine for a large input."""
+    if jobs > 0:
+        return jobs
+    if size < AUTO_PARALLEL_BYTES:
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_AUTO_JOBS))
+
+
 def _variants(
     reader: VcfReader,
-    builder: VariantBuilder,
+    make: Callable[[VariantCall], dict[str, Any]],
     summary: ConversionSummary,
     progress: ProgressCallback | None,
 ) -> Iterator[dict[str, Any]]:
-    """Variant Observations in file order, counting as they go."""
+    """Variant Observations in file order, counting as they go; ``make`` builds them as
+    dicts to validate, or prepares them as JSON fragments when nothing reads them."""
     for call in reader:
         summary.variants_converted += 1
         if progress is not None and summary.variants_converted % PROGRESS_EVERY == 0:
             progress(summary.records_read, summary.variants_converted)
-        yield builder.build(call)
+        yield make(call)
     if progress is not None:
         progress(summary.records_read, summary.variants_converted)
-
-
-def _checker(enabled: bool, summary: ConversionSummary) -> Callable[[dict[str, Any]], None]:
-    """A per-resource profile check that fails the conversion on the first invalid resource."""
-    if not enabled:
-        return lambda _resource: None
-    from .validation import load_validator
-
-    validator = load_validator()
-
-    def check(resource: dict[str, Any]) -> None:
-        issues = [i for i in validator.validate(resource) if i.severity == "error"]
-        if issues:
-            summary.validation_errors += len(issues)
-            raise ValidationFailed(
-                f"{resource.get('resourceType')} failed validation against its profile; "
-                "nothing was written",
-                issues=_prefixed(resource, issues[:_MAX_ISSUES]),
-            )
-
-    return check
-
-
-def _prefixed(resource: dict[str, Any], issues: list[ValidationIssue]) -> list[ValidationIssue]:
-    """Name the failing resource by its business identifier in each issue."""
-    ident = (resource.get("identifier") or [{}])[0].get("value", "?")
-    return [
-        ValidationIssue(i.severity, i.path, f"{i.message} (resource {ident})", i.profile)
-        for i in issues
-    ]
 
 
 def _context(

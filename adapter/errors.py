@@ -70,6 +70,11 @@ class AdapterError(Exception):
         self.field = field
         super().__init__(self.__str__())
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by class and attributes, so an error crosses from a worker process
+        intact (the default would call ``__init__`` with the message alone)."""
+        return _rebuild, (type(self), self.__dict__.copy())
+
     def location(self) -> str | None:
         """Where the problem is, as 'file:line (field)', or None when unknown."""
         parts = []
@@ -214,3 +219,11 @@ class OutputError(AdapterError):
     """The output cannot be written."""
 
     exit_code = 6
+
+
+def _rebuild(cls: type[AdapterError], state: dict[str, Any]) -> AdapterError:
+    """An unpickled error: its attributes restored without calling ``__init__``."""
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    Exception.__init__(error, str(error))
+    return error

@@ -171,15 +171,24 @@ class _Locus(NamedTuple):
 class VariantBuilder:
     """Builds one Variant Observation per :class:`VariantCall` of one conversion."""
 
-    def __init__(self, ctx: AnalysisContext, accession: AccessionLookup) -> None:
+    def __init__(
+        self,
+        ctx: AnalysisContext,
+        accession: AccessionLookup,
+        *,
+        share: Callable[[Any], Any] = lambda value: value,
+    ) -> None:
+        """``share`` is told of every part that Observations share (they never change), e.g.
+        :meth:`adapter.validation.Validator.sharing`'s, to check each of them once."""
         self._ctx = ctx
+        self._share = share
         self._accession = accession
         self._ids = IdFactory(ctx)
         self._code = {name: s.concept() for name, s in slices().items()}
         self._kinds = _Kinds()
         meta = {"profile": [profile("variant")]}
-        head, tail = _head(ctx), _tail(ctx)
-        self._shared = _shared(meta, head, tail)
+        head, tail = share(_head(ctx)), share(_tail(ctx))
+        self._shared = _shared(share(meta), head, tail)
         self._json = _shared(
             _fragment(meta),
             {k: _fragment(v) for k, v in head.items()},
@@ -198,7 +207,8 @@ class VariantBuilder:
 
     def _coded(self, name: str, group: str, key: str) -> Kind:
         """A shared CodeableConcept component of slice ``name``, answered from ``group``."""
-        return Kind.shared({"code": self._code[name], "valueCodeableConcept": concept(group, key)})
+        part = {"code": self._code[name], "valueCodeableConcept": concept(group, key)}
+        return Kind.shared(self._share(part))
 
     def _source_class(self, ctx: AnalysisContext) -> Kind | None:
         """The genomic source class, when LOINC has an answer for it (not for "mixed")."""
@@ -213,9 +223,8 @@ class VariantBuilder:
         if coding("chromosome", chromosome) is not None:
             kinds.append(self._coded("chromosome-identifier", "chromosome", chromosome))
         refseq = {"coding": [{"system": REFSEQ, "code": acc}]}
-        kinds.append(
-            Kind.shared({"code": self._code["genomic-ref-seq"], "valueCodeableConcept": refseq})
-        )
+        part = {"code": self._code["genomic-ref-seq"], "valueCodeableConcept": refseq}
+        kinds.append(Kind.shared(self._share(part)))
         kinds.append(self._coordinates)
         found = self._loci[chromosome] = _Locus(acc, tuple(kinds))
         return found

@@ -14,14 +14,15 @@ into place by :meth:`ResourceWriter.close`; after a failure nothing reaches the 
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, overload
+from typing import IO, Any, NamedTuple, overload
 
 import numpy as np
 import orjson
@@ -35,9 +36,11 @@ __all__ = [
     "FORMS",
     "BundleWriter",
     "NdjsonWriter",
+    "Part",
     "ReferenceList",
     "ResourceWriter",
     "open_writer",
+    "variant_id",
 ]
 
 FORMS = ("transaction", "collection", "ndjson")
@@ -100,16 +103,51 @@ def _repeated(ids: bytearray) -> str | None:
     return uuid_text(ordered[1:][same][0].tobytes().hex()) if same.any() else None
 
 
-def _chunks(resource: dict[str, Any]) -> Iterable[bytes]:
-    """A resource as JSON bytes; a ReferenceList ``result`` is streamed in batches."""
+class Part(NamedTuple):
+    """Encoded resources at ``offset`` in the open file ``fd``, ``length`` bytes long."""
+
+    fd: int
+    offset: int
+    length: int
+
+
+def _copy_range(fd: int, offset: int, length: int, file: IO[bytes]) -> None:
+    """Copy a range of ``fd`` to the end of the flushed ``file``, in the kernel if it can."""
+    out = file.fileno()
+    try:
+        while length > 0:
+            done = os.copy_file_range(fd, out, length, offset)
+            if done == 0:
+                raise OSError(f"the part file ends {length} bytes early")
+            offset, length = offset + done, length - done
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+        while length > 0:
+            block = os.pread(fd, min(length, 1 << 20), offset)
+            if not block:
+                raise OSError(f"the part file ends {length} bytes early") from e
+            file.write(block)
+            offset, length = offset + len(block), length - len(block)
+        file.flush()
+
+
+def variant_id(resource: dict[str, Any]) -> bytes:
+    """A variant's UUID as the 16 bytes the writers keep."""
+    return bytes.fromhex(resource["id"].replace("-", ""))
+
+
+def _chunks(resource: dict[str, Any], line: bool = False) -> Iterator[bytes]:
+    """A resource as JSON bytes, as a line of NDJSON if ``line``; a long ReferenceList
+    ``result`` is streamed in batches."""
     results = resource.get("result")
     if isinstance(results, ReferenceList):
-        return _streamed(resource, results)
-    return (orjson.dumps(resource),)
+        return _streamed(resource, results, b"}\n" if line else b"}")
+    return iter((orjson.dumps(resource, option=orjson.OPT_APPEND_NEWLINE if line else 0),))
 
 
-def _streamed(resource: dict[str, Any], results: ReferenceList) -> Iterator[bytes]:
-    """A resource with a long ``result``, in pieces: the references a batch at a time."""
+def _streamed(resource: dict[str, Any], results: ReferenceList, close: bytes) -> Iterator[bytes]:
+    """A resource with a ReferenceList ``result``, in pieces, then ``close``."""
     sep = b"{"
     for key, value in resource.items():
         yield sep
@@ -120,7 +158,7 @@ def _streamed(resource: dict[str, Any], results: ReferenceList) -> Iterator[byte
         yield b'"result":['
         yield from results.json_items()
         yield b"]"
-    yield b"}"
+    yield close
 
 
 class ResourceWriter(ABC):
@@ -170,29 +208,54 @@ class ResourceWriter(ABC):
         Writers only serialise and rearrange top-level elements (id, subject), so a prepared
         Observation (:meth:`VariantBuilder.prepare`) does as well as a built one.
         """
-        raw = bytes.fromhex(resource["id"].replace("-", ""))
-        self._write(self._variant(resource))
-        self._variant_ids += raw
+        self.add_encoded(self.encode_variant(resource), variant_id(resource))
+
+    def encode_variant(self, resource: dict[str, Any]) -> bytes:
+        """A Variant Observation as this form writes it, for :meth:`add_encoded`.
+
+        Needs no open writer: worker processes encode, one writer puts their bytes in order.
+        """
+        return b"".join(self._encode("Observation", self._variant(resource)))
+
+    def add_encoded(self, data: bytes | Part, ids: bytes) -> None:
+        """Variants encoded by :meth:`encode_variant`, concatenated, as bytes or as a range
+        of a file (copied by the kernel), and their 16-byte ids."""
+        if not self._open:
+            raise OutputError("the writer is not open")
+        try:
+            if isinstance(data, Part):
+                self._copy("Observation", data)
+            elif data:
+                self._put("Observation", iter((data,)))
+        except OSError as e:
+            raise OutputError(f"cannot write {self.destination}: {e}") from e
+        self._variant_ids += ids
 
     def add(self, resource: dict[str, Any]) -> None:
         """Write any other resource (report, study, analysis, data file)."""
-        self._write(self._relink(resource))
+        resource = self._relink(resource)
+        rtype = resource["resourceType"]
+        self._counts[rtype] = self._counts.get(rtype, 0) + 1
+        self._write(resource)
 
     def variant_references(self) -> ReferenceList:
         """References to every variant added so far, in this writer's form."""
         return ReferenceList(self._variant_ids, self.reference_prefix)
 
     def counts(self) -> dict[str, int]:
-        """Resources written, by resource type."""
-        return dict(self._counts)
+        """Resources written, by resource type; variants (first) are counted by their ids."""
+        variants = len(self._variant_ids) // _UUID_BYTES
+        counts = {"Observation": variants} if variants else {}
+        for rtype, count in self._counts.items():
+            counts[rtype] = counts.get(rtype, 0) + count
+        return counts
 
     def _write(self, resource: dict[str, Any]) -> None:
         if not self._open:
             raise OutputError("the writer is not open")
         rtype = resource["resourceType"]
-        self._counts[rtype] = self._counts.get(rtype, 0) + 1
         try:
-            self._entry(rtype, resource)
+            self._put(rtype, self._encode(rtype, resource))
         except OSError as e:
             raise OutputError(f"cannot write {self.destination}: {e}") from e
 
@@ -243,8 +306,31 @@ class ResourceWriter(ABC):
         """Make the temporary file or folder."""
 
     @abstractmethod
-    def _entry(self, resource_type: str, resource: dict[str, Any]) -> None:
-        """Write one resource."""
+    def _encode(self, resource_type: str, resource: dict[str, Any]) -> Iterator[bytes]:
+        """One resource as this form writes it, in pieces (a long report is streamed)."""
+
+    def _put(self, resource_type: str, pieces: Iterator[bytes]) -> None:
+        """Write encoded resources of one type (one or several, concatenated)."""
+        file = self._target(resource_type)
+        skip = self._opening(file)
+        file.write(next(pieces)[skip:])
+        file.writelines(pieces)
+
+    def _copy(self, resource_type: str, part: Part) -> None:
+        """Write encoded resources held in a range of another file."""
+        file = self._target(resource_type)
+        skip = self._opening(file)
+        file.flush()
+        _copy_range(part.fd, part.offset + skip, part.length - skip, file)
+
+    def _opening(self, file: IO[bytes]) -> int:
+        """Write what comes before the first resource; how many of the encoded resources'
+        leading bytes it stands for."""
+        return 0
+
+    @abstractmethod
+    def _target(self, resource_type: str) -> IO[bytes]:
+        """The open file that resources of this type go to."""
 
     @abstractmethod
     def _commit(self) -> None:
@@ -269,7 +355,7 @@ class BundleWriter(ResourceWriter):
         self._type = bundle_type
         self._file: IO[bytes] | None = None
         self._temp: Path | None = None
-        self._entries = 0
+        self._entries = False  # whether the entry array is open
         self._logical_patient: dict[str, Any] | None = None
         self._conditional_patient: dict[str, str] | None = None
         if bundle_type == "transaction" and ctx.patient.id is None:
@@ -308,21 +394,30 @@ class BundleWriter(ResourceWriter):
             raise OutputError("the writer is not open")
         return self._file
 
-    def _entry(self, resource_type: str, resource: dict[str, Any]) -> None:
+    def _encode(self, resource_type: str, resource: dict[str, Any]) -> Iterator[bytes]:
+        """An entry, after a comma: the caller's resource keeps its id."""
         rid = resource["id"]
         transaction = self._type == "transaction"
-        if transaction:  # a copy: the caller's resource keeps its id
+        if transaction:
             resource = {k: v for k, v in resource.items() if k != "id"}
-        file = self._stream()
-        sep = "," if self._entries else ',"entry":['
-        self._entries += 1
-        file.write(f'{sep}{{"fullUrl":"urn:uuid:{rid}","resource":'.encode())
-        file.writelines(_chunks(resource))
+        yield f',{{"fullUrl":"urn:uuid:{rid}","resource":'.encode()
+        yield from _chunks(resource)
         if transaction:  # ids are UUIDs and types are names: nothing to escape
             url = f"{resource_type}?identifier={URI_SYSTEM}|urn:uuid:{rid}"
-            file.write(f',"request":{{"method":"PUT","url":"{url}"}}}}'.encode())
+            yield f',"request":{{"method":"PUT","url":"{url}"}}}}'.encode()
         else:
-            file.write(b"}")
+            yield b"}"
+
+    def _target(self, resource_type: str) -> IO[bytes]:
+        return self._stream()
+
+    def _opening(self, file: IO[bytes]) -> int:
+        """The first entry opens the entry array in place of its comma."""
+        if self._entries:
+            return 0
+        self._entries = True
+        file.write(b',"entry":[')
+        return 1
 
     def _commit(self) -> None:
         file = self._stream()
@@ -364,13 +459,15 @@ class NdjsonWriter(ResourceWriter):
             return [self._relink(v) for v in node]
         return node
 
-    def _entry(self, resource_type: str, resource: dict[str, Any]) -> None:
+    def _encode(self, resource_type: str, resource: dict[str, Any]) -> Iterator[bytes]:
+        return _chunks(resource, line=True)
+
+    def _target(self, resource_type: str) -> IO[bytes]:
         file = self._files.get(resource_type)
         if file is None:
             path = self._folder(self._temp) / f"{resource_type}.ndjson"
             file = self._files[resource_type] = path.open("wb", buffering=1 << 20)
-        file.writelines(_chunks(resource))
-        file.write(b"\n")
+        return file
 
     def _commit(self) -> None:
         temp = self._folder(self._temp)

@@ -35,7 +35,8 @@ import math
 import re
 from bisect import bisect_left
 from collections.abc import Generator, Iterator, Sequence
-from itertools import islice
+from contextlib import ExitStack, closing
+from itertools import islice, repeat
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -74,7 +75,9 @@ from ..model import (
 from ..regions import merge_regions
 from .vcf_text import (
     BodyScan,
+    Depths,
     FieldSpec,
+    TextDepths,
     VcfHeader,
     check_bgzf_eof,
     compression_of,
@@ -192,7 +195,7 @@ class VcfReader:
         #: AD, DP declared (cyvcf2 raises KeyError for FORMAT keys the header lacks) and the
         #: Type htslib gives each; told it, cyvcf2's format() skips a header lookup
         self._depth_keys = tuple(k in self.header.formats for k in ("AD", "DP"))
-        self._depth_types = tuple(_format_type(vcf, k) for k in ("AD", "DP"))
+        self._depth_types = (_format_type(vcf, "AD"), _format_type(vcf, "DP"))
         vcf.close()
         self._af_declared = "AF" in self.header.formats
         self._sv_declared = "SVTYPE" in self.header.infos
@@ -290,14 +293,23 @@ class VcfReader:
         self._iterations.add(iteration)
         return iteration
 
-    def _open_records(self) -> tuple[Any, Iterator[Any], int | None]:
-        """htslib's handle (to close) and records, and how many the scan counted (or None)."""
+    def _open_records(
+        self, files: ExitStack
+    ) -> tuple[Iterator[Any], int | None, Iterator[Depths | None]]:
+        """htslib's records, how many the scan counted (None: not scanned), and the depths
+        read from the text alongside (None where htslib must be asked)."""
         if self.index is not None:
-            vcf = self._open_vcf()
-            return vcf, self._indexed(vcf, self.index), None
+            vcf = files.enter_context(closing(self._open_vcf()))
+            return self._indexed(vcf, self.index), None, repeat(None)
         expected = self._scan()
-        vcf = self._open_vcf()
-        return vcf, islice(vcf, expected), expected  # islice: trailing blank lines crash htslib
+        vcf = files.enter_context(closing(self._open_vcf()))
+        records = islice(vcf, expected)  # islice: trailing blank lines crash htslib
+        if len(self.header.samples) != 1 or not self._lane_open:
+            return records, expected, repeat(None)
+        text = open_stream(self.path, self.compression)
+        files.callback(text.close)
+        skip_lines(text, self.header.lines)
+        return records, expected, TextDepths(self.header, self._depth_types).read(text)
 
     def _scan(self) -> int:
         """Check every data line before htslib reads one; the number of records."""
@@ -358,7 +370,6 @@ class VcfReader:
         GT seen before that holds the ALT unphased, and no regions, AF or SVTYPE to consult.
         The rest take :meth:`_record`.
         """
-        vcf, records, expected = self._open_records()
         keep = _RegionFilter(self._regions) if self._regions and self.index is None else None
         lane_places = self._lane_places if keep is None and self._lane_open else {}
         summary, lane, column, keep_filtered = (
@@ -367,10 +378,10 @@ class VcfReader:
             self._column,
             self.include_filtered,
         )
-        (read_ad, read_dp), (ad_type, dp_type) = self._depth_keys, self._depth_types
         first, count = self.header.lines, 0
-        next_record = records.__next__
-        try:
+        with ExitStack() as files:
+            records, expected, text_depths = self._open_records(files)
+            next_record, next_depths = records.__next__, text_depths.__next__
             while True:
                 try:
                     variant = next_record()
@@ -383,6 +394,7 @@ class VcfReader:
                 summary.records_read += 1
                 count += 1
                 line = first + count if expected is not None else None
+                depths = next_depths()  # every record's, to keep the text in step
                 chrom, alts, filters = variant.CHROM, variant.ALT, variant.FILTER
                 place = lane_places.get(chrom)
                 if (
@@ -397,12 +409,7 @@ class VcfReader:
                         gt = None
                     pos = variant.POS
                     if gt is not None and pos <= place[1] + 1:
-                        ads = variant.format("AD", ad_type) if read_ad else None
-                        dps = variant.format("DP", dp_type) if read_dp else None
-                        ad_row = None if ads is None else ads.tolist()[column]
-                        dp = None if dps is None else dps.item(column)
-                        ad = ad_row[1] if ad_row and len(ad_row) > 1 and ad_row[1] >= 0 else None
-                        total = dp if dp is not None and dp > _VECTOR_END else _ad_total(ad_row)
+                        ad, total = self._lane_depths(variant) if depths is None else depths
                         quality = variant.QUAL  # _quality's work, done here for whole numbers
                         if quality is not None and not (
                             -1e7 < quality < 1e7 and quality.is_integer()
@@ -430,8 +437,6 @@ class VcfReader:
                         )
                         continue
                 yield from self._record(variant, chrom, alts, keep, line)
-        finally:
-            vcf.close()
         self._check_count(count, expected)
 
     def _check_count(self, count: int, expected: int | None) -> None:
@@ -628,6 +633,11 @@ class VcfReader:
         dp = variant.format("DP", types[1]) if declared[1] else None
         total: int | None = None if dp is None else dp.item(column)
         return ad_row, total if total is not None and total > _VECTOR_END else _ad_total(ad_row)
+
+    def _lane_depths(self, variant: Any) -> Depths:
+        """AD of the one ALT and the total depth, from htslib."""
+        ad_row, total = self._depths(variant)
+        return (ad_row[1] if ad_row and len(ad_row) > 1 and ad_row[1] >= 0 else None), total
 
     def _af_row(self, variant: Any) -> list[Any] | None:
         """The sample's FORMAT AF values, if the header declares AF and the record has them."""

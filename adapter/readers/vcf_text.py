@@ -21,12 +21,14 @@ import gzip
 import re
 import struct
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import BinaryIO, Final, Literal
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
 from ..errors import (
@@ -40,8 +42,10 @@ from ..errors import (
 __all__ = [
     "BodyScan",
     "Compression",
+    "Depths",
     "FieldSpec",
     "Stream",
+    "TextDepths",
     "VcfHeader",
     "check_bgzf_eof",
     "compression_of",
@@ -57,7 +61,7 @@ Stream = gzip.GzipFile | BinaryIO
 
 _BGZF_EOF: Final = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 _CHUNK: Final = 1 << 20
-_TAB, _NEWLINE, _HASH = 9, 10, 35  # byte values
+_TAB, _NEWLINE, _HASH, _COMMA, _COLON = 9, 10, 35, 44, 58  # byte values
 _FIXED_COLUMNS: Final = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
 _NOT_VCF: Final = (
     (b"\x89PNG", "a PNG image"),
@@ -263,7 +267,7 @@ def open_stream(path: Path, compression: Compression) -> Stream:
 
 # ---- data lines a block at a time -------------------------------------------------------
 
-Rows = NDArray[np.intp]
+Indices = NDArray[np.intp]
 
 
 def _blocks(stream: Stream) -> Iterator[bytes]:
@@ -278,7 +282,7 @@ def _blocks(stream: Stream) -> Iterator[bytes]:
         yield rest + b"\n"
 
 
-def _grid(data: NDArray[np.uint8], tabs: int) -> tuple[Rows, Rows, Rows] | None:
+def _grid(data: NDArray[np.uint8], tabs: int) -> tuple[Indices, Indices, Indices] | None:
     """Line starts, line ends and tab positions (a row a line) of a block, if every line holds
     exactly ``tabs`` tabs and none starts with one; None otherwise."""
     ends = np.flatnonzero(data == _NEWLINE)
@@ -293,7 +297,7 @@ def _grid(data: NDArray[np.uint8], tabs: int) -> tuple[Rows, Rows, Rows] | None:
     return starts, ends, columns
 
 
-def _formats(data: NDArray[np.uint8], columns: Rows) -> list[tuple[bytes, Rows]]:
+def _formats(data: NDArray[np.uint8], columns: Indices) -> list[tuple[bytes, Indices]]:
     """Each distinct FORMAT of a block (between a line's 8th and 9th tab) and its lines."""
     first = columns[:, 7] + 1
     widths = columns[:, 8] - first
@@ -368,7 +372,8 @@ class BodyScan:
         if grid is None or (data[grid[0]] == _HASH).any():
             return 0
         formats = {fmt for fmt, _ in _formats(data, grid[2])}
-        if any(_undeclared(fmt, self.header.formats) for fmt in formats - self.known_formats):
+        declared = self.header.formats
+        if any(_undeclared(fmt, declared) is not None for fmt in formats - self.known_formats):
             return 0
         self.known_formats |= formats
         return grid[0].size
@@ -379,7 +384,7 @@ class BodyScan:
         if fmt in self.known_formats:
             return
         undeclared = _undeclared(fmt, self.header.formats)
-        if undeclared:
+        if undeclared is not None:
             raise HeaderMismatchError(
                 f"FORMAT key {undeclared} is not declared in the header "
                 f"(add ##FORMAT=<ID={undeclared},...>)",
@@ -424,6 +429,148 @@ def _undeclared(fmt: bytes, declared: Mapping[str, FieldSpec]) -> str | None:
         return None
     keys = fmt.decode("utf-8", "replace").split(":")
     return next((k for k in keys if k not in declared), None)
+
+
+# ---- AD and DP from the text -----------------------------------------------------------
+
+#: per data line: (AD of the ALT, total depth: DP, else the sum of AD), None where absent
+Depths = tuple[int | None, int | None]
+_POWERS: Final = 10 ** np.arange(8, -1, -1, dtype=np.int64)  # a plain number's digit weights
+
+
+class TextDepths:
+    """AD and DP of a single-sample file's records, read from the text a block at a time.
+
+    cyvcf2 hands each back as a fresh numpy array, which costs as much per record as htslib's
+    parse of the whole line; numpy reads a block of lines at once. Only plain values are read:
+    digits alone, at most nine (htslib reads those as the same number), and an AD of exactly
+    two (REF and one ALT). A line with anything else gives None: ask htslib.
+    """
+
+    def __init__(self, header: VcfHeader, types: tuple[str | None, str | None]) -> None:
+        self.tabs = 8 + len(header.samples)
+        self.integer = {k for k, t in zip(("AD", "DP"), types, strict=True) if t == "Integer"}
+        self.layouts: dict[bytes, tuple[int, int | None, int | None] | None] = {}
+
+    def read(self, stream: Stream) -> Iterator[Depths | None]:
+        """The depths of each data line of the stream, in order."""
+        return chain.from_iterable(map(self._block, _blocks(stream)))
+
+    def _block(self, body: bytes) -> list[Depths | None]:
+        data = np.frombuffer(body, np.uint8)
+        grid = _grid(data, self.tabs)
+        if grid is None:
+            return [None] * body.count(b"\n")
+        _, ends, columns = grid
+        ad, total = np.full((2, ends.size), -1, np.int64)  # -1: the FORMAT lacks the key
+        plain = np.zeros(ends.size, bool)
+        marks = (np.flatnonzero(data == _COLON), np.flatnonzero(data == _COMMA))
+        for fmt, rows in _formats(data, columns):
+            layout = self._layout(fmt)
+            if layout is not None:
+                keys, ad_at, dp_at = layout
+                fields = _SampleFields(data, columns[rows, -1] + 1, ends[rows], keys, marks)
+                ad[rows], total[rows], plain[rows] = fields.depths(ad_at, dp_at)
+        depths: list[Depths | None] = list(
+            zip(_none_below_0(ad), _none_below_0(total), strict=True)
+        )
+        for row in np.flatnonzero(~plain).tolist():
+            depths[row] = None
+        return depths
+
+    def _layout(self, fmt: bytes) -> tuple[int, int | None, int | None] | None:
+        """(number of keys, index of AD, index of DP) of a FORMAT, if its AD and DP are
+        Integer to htslib; cached per FORMAT."""
+        try:
+            return self.layouts[fmt]
+        except KeyError:
+            keys = fmt.decode("utf-8", "replace").split(":")
+            ad_at, dp_at = (keys.index(k) if k in keys else None for k in ("AD", "DP"))
+            usable = len(set(keys)) == len(keys) and self.integer.issuperset(
+                k for k in ("AD", "DP") if k in keys
+            )
+            layout = self.layouts[fmt] = (len(keys), ad_at, dp_at) if usable else None
+            return layout
+
+
+class _SampleFields:
+    """The ``:``-separated fields of the sample column of some lines, one FORMAT's worth."""
+
+    def __init__(
+        self,
+        data: NDArray[np.uint8],
+        starts: Indices,
+        ends: Indices,
+        keys: int,
+        marks: tuple[Indices, Indices],
+    ) -> None:
+        self.data, self.starts, self.ends, self.keys = data, starts, ends, keys
+        self.colons, self.commas = marks  # where the block's colons and commas are
+        self.first = np.searchsorted(self.colons, starts)  # the sample's first colon
+        #: every key has its field (htslib lets trailing ones be left out)
+        self.complete = np.searchsorted(self.colons, ends) - self.first == keys - 1
+
+    def depths(
+        self, ad_at: int | None, dp_at: int | None
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+        """AD of the ALT and total depth (-1 where the FORMAT lacks them), and where plain."""
+        ad = total = np.full(self.starts.size, -1, np.int64)
+        plain = self.complete
+        if ad_at is not None:
+            ref, ad, pair = self.pair(ad_at)
+            total, plain = ref + ad, plain & pair
+        if dp_at is not None:
+            total, single = _plain_numbers(self.data, *self.span(dp_at))
+            plain = plain & single
+        return ad, total, plain
+
+    def span(self, key: int) -> tuple[Indices, Indices]:
+        """Start and end of field ``key`` (only meaningful where ``complete``).
+
+        Past key 0 there are colons to index: the FORMAT column itself holds some.
+        """
+        last = max(self.colons.size - 1, 0)
+        start = self.starts if key == 0 else self.colons[np.minimum(self.first + key - 1, last)] + 1
+        end = self.ends if key == self.keys - 1 else self.colons[np.minimum(self.first + key, last)]
+        return start, end
+
+    def pair(self, key: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+        """Field ``key`` as two numbers split by its one comma, and where that is plain."""
+        start, end = self.span(key)
+        if not self.commas.size:
+            return start * 0, start * 0, np.zeros(start.size, bool)
+        at = np.searchsorted(self.commas, start)
+        last = self.commas.size - 1
+        comma = self.commas[np.minimum(at, last)]
+        after = np.where(at < last, self.commas[np.minimum(at + 1, last)], end)
+        one = (at <= last) & (comma < end) & (after >= end)
+        first, first_ok = _plain_numbers(self.data, start, comma)
+        second, second_ok = _plain_numbers(self.data, comma + 1, end)
+        return first, second, one & first_ok & second_ok
+
+
+def _plain_numbers(
+    data: NDArray[np.uint8], starts: Indices, ends: Indices
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """The numbers written in ``data[starts:ends]``, and which are plain (1 to 9 digits).
+
+    Each is read from the nine bytes up to its end: a sample column starts after nine tabs,
+    so a field's end is at least nine bytes into the block (other ends are not plain anyway).
+    """
+    width = ends - starts
+    last = np.maximum(ends - _POWERS.size, 0)
+    digits = sliding_window_view(data, _POWERS.size)[last] - np.uint8(ord("0"))
+    digits *= np.arange(_POWERS.size) >= (_POWERS.size - width)[:, np.newaxis]  # 0 before it
+    plain = (width >= 1) & (width <= _POWERS.size) & (digits <= 9).all(axis=1)  # wraps: > 9
+    return digits.astype(np.int64) @ _POWERS, plain  # integers: numpy's own loop, no BLAS threads
+
+
+def _none_below_0(values: NDArray[np.int64]) -> Sequence[int | None]:
+    """The values as Python ints, None for the negative ones."""
+    listed: list[int] = values.tolist()
+    if values.size and values.min() < 0:
+        return [v if v >= 0 else None for v in listed]
+    return listed
 
 
 # ---- diagnosing a line htslib rejected -------------------------------------------------

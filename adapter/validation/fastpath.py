@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .findings import Found, add, has_error, under, warn
+from .memo import Memo, recall
 from .primitives import Primitives
 from .structure import Check, Exact, Kind, Node, Prop, Slicing
 
@@ -37,9 +38,15 @@ class FastPaths:
     """Builds and installs the generated check of each node, lazily."""
 
     def __init__(
-        self, primitives: Primitives, fields: _Fields, value: _Value, target: _Target
+        self,
+        primitives: Primitives,
+        fields: _Fields,
+        value: _Value,
+        target: _Target,
+        memo: Memo,
     ) -> None:
         self._primitives = primitives
+        self._memo = memo
         self._fields = fields
         self._value = value
         self._target = target
@@ -88,6 +95,8 @@ class _Source:
             "under": under,
             "warn": warn,
             "has_error": has_error,
+            "MEMO": paths._memo.entries,
+            "RECALL": recall,
         }
 
     def const(self, prefix: str, value: Any) -> str:
@@ -108,7 +117,11 @@ class _Source:
         self.lines.append("    " * depth + _FAIL)
 
     def text(self) -> str:
-        self.emit(0, "def check(obj, ctx):")
+        self.emit(0, "def check(obj, ctx, fresh=False):")
+        self.emit(1, "if MEMO and ctx is None and not fresh:  # a shared object: see .memo")
+        self.emit(2, "m = MEMO.get(id(obj))")
+        self.emit(2, "if m is not None:")
+        self.emit(3, "return RECALL(m, N, check)")
         self.emit(1, "out = None")
         self._object(self.node, "obj", (), 1, (self.node,))
         self.emit(1, "return out")

@@ -7,14 +7,16 @@ wrong, and the reference it must agree with.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar, cast
 
 from ..errors import PackageError, ValidationIssue
 from .compiler import Compiler
 from .definitions import CORE_BASE, Definitions, unversioned
 from .fastpath import FastPaths
 from .findings import Finding, Found, add, under
+from .memo import Memo
 from .primitives import Primitives
 from .structure import Kind, Node, Prop, Slicing
 from .terminology import Terminology
@@ -26,6 +28,7 @@ IG_CANONICAL = "http://hl7.org/fhir/uv/genomics-reporting/"
 
 #: within a Bundle: fullUrl -> resourceType, to check the targets of urn:uuid references
 _Context = dict[str, str] | None
+_T = TypeVar("_T")
 _REF_TYPES_KEPT = 4096
 
 
@@ -36,7 +39,8 @@ class Validator:
         self._definitions = definitions
         primitives = Primitives(definitions)
         self._compiler = Compiler(definitions, primitives, Terminology(definitions))
-        self._fast = FastPaths(primitives, self._fields, self._value, self._target)
+        self._memo = Memo()
+        self._fast = FastPaths(primitives, self._fields, self._value, self._target, self._memo)
         self._resource_types = definitions.resource_types - {"Resource", "DomainResource"}
         extension = self._compiler.base("Extension")
         if extension is None:
@@ -63,6 +67,15 @@ class Validator:
         root = data.get("resourceType")
         root = root if type(root) is str and root in self._resource_types else "Resource"
         return [f.issue(root) for f in found]
+
+    def sharing(self) -> AbstractContextManager[Callable[[_T], _T]]:
+        """A block within which ``share(value)`` declares a JSON value never to change, so
+        that its checks run once and are remembered (see :mod:`.memo`)::
+
+            with validator.sharing() as share:
+                builder = VariantBuilder(ctx, accession, share=share)
+        """
+        return self._memo.sharing()
 
     def is_valid(self, resource: Mapping[str, Any], profile: str | None = None) -> bool:
         """Whether ``resource`` has no error (warnings allowed)."""
