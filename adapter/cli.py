@@ -94,6 +94,13 @@ def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--issued", help="report time, ISO 8601 with zone (default: ##fileDate, else file time)"
     )
     p.add_argument("--heteroplasmy-threshold", type=float, default=0.95)
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="processes that build variants (default 0: one per core, up to 4, over 8 MiB)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
     p.set_defaults(run=_run_convert)
 
@@ -148,6 +155,7 @@ def _convert_options(args: argparse.Namespace) -> ConvertOptions:
         performer=args.performer,
         issued=parse_instant(args.issued) if args.issued else None,
         heteroplasmy_threshold=args.heteroplasmy_threshold,
+        jobs=args.jobs,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from .assembly import accession
+from .conformance import checker, sharing, variant_checks
 from .errors import InputError, OptionsError
 from .fhir.report import ReportBuilder
 from .fhir.variant import VariantBuilder
-from .fhir.writers import open_writer
+from .fhir.writers import ResourceWriter, open_writer
 from .model import (
     AnalysisContext,
     ConversionSummary,
@@ -29,9 +30,8 @@ from .model import (
     GenomicSourceClass,
     PatientRef,
     Sex,
-    VariantCall,
 )
-from .parallel import Job, checker, convert_in_parallel, sharing
+from .parallel import Job, ProgressCallback, convert_in_parallel, make_variants
 from .readers.vcf import VcfReader
 from .regions import read_bed
 from .validation import load_validator
@@ -46,9 +46,6 @@ __all__ = [
     "patient_ref",
 ]
 
-#: callback(records_read, variants_converted), called every PROGRESS_EVERY records
-ProgressCallback = Callable[[int, int], None]
-PROGRESS_EVERY = 10_000
 #: inputs this large are converted by several processes unless ``jobs`` says otherwise
 AUTO_PARALLEL_BYTES = 8 << 20
 MAX_AUTO_JOBS = 4  # each worker reads the whole file: more pay off less and less
@@ -139,24 +136,27 @@ def convert_vcf(
             options, reader, source, digest, size, studied=studied, uncallable=uncallable
         )
         validator = load_validator() if options.validate else None
-        check = checker(validator, summary)
+        check = checker(validator, summary) if validator else _unchecked
         form = options.output_format.value
         with sharing(validator) as share, open_writer(form, destination, ctx) as writer:
-            workers = _workers(options.jobs, size)
+            workers, chunk = _workers(options.jobs, size), CHUNK_VARIANTS
             if workers > 1:
-                job = Job(source, reading, ctx, form, options.validate, workers, CHUNK_VARIANTS)
+                job = Job(source, reading, ctx, form, options.validate, workers, chunk)
                 convert_in_parallel(job, writer, summary, progress)
             else:
                 builder = VariantBuilder(ctx, accession, share=share)
-                make = builder.build if validator else builder.prepare
-                for resource in _variants(reader, make, summary, progress):
-                    check(resource)
-                    writer.add_variant(resource)
+                out = _Writing(writer, summary, progress)
+                checks = variant_checks(validator, builder, summary)
+                make_variants(reader, builder, writer, checks, out, chunk=chunk)
             for resource in ReportBuilder(ctx).build(writer.variant_references()):
                 check(resource)
                 writer.add(resource)
             summary.resources_written = writer.counts()
     return summary
+
+
+def _unchecked(_resource: dict[str, Any]) -> None:
+    """No validation asked for."""
 
 
 def _workers(jobs: int, size: int) -> int:
@@ -168,21 +168,19 @@ def _workers(jobs: int, size: int) -> int:
     return max(1, min(len(os.sched_getaffinity(0)), MAX_AUTO_JOBS))
 
 
-def _variants(
-    reader: VcfReader,
-    make: Callable[[VariantCall], dict[str, Any]],
-    summary: ConversionSummary,
-    progress: ProgressCallback | None,
-) -> Iterator[dict[str, Any]]:
-    """Variant Observations in file order, counting as they go; ``make`` builds them as
-    dicts to validate, or prepares them as JSON fragments when nothing reads them."""
-    for call in reader:
-        summary.variants_converted += 1
-        if progress is not None and summary.variants_converted % PROGRESS_EVERY == 0:
-            progress(summary.records_read, summary.variants_converted)
-        yield make(call)
-    if progress is not None:
-        progress(summary.records_read, summary.variants_converted)
+class _Writing:
+    """The one process's :class:`Sink`: chunks straight into the writer, counted."""
+
+    def __init__(
+        self, writer: ResourceWriter, summary: ConversionSummary, progress: ProgressCallback | None
+    ) -> None:
+        self.writer, self.summary, self.progress = writer, summary, progress
+
+    def send(self, pieces: list[bytes], ids: bytearray, count: int, records: int) -> None:
+        self.writer.add_encoded(b"".join(pieces), bytes(ids))
+        self.summary.variants_converted += count
+        if self.progress is not None:
+            self.progress(records, self.summary.variants_converted)
 
 
 def _context(

@@ -15,26 +15,25 @@ import multiprocessing
 import os
 import tempfile
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from .assembly import accession
-from .errors import AdapterError, ValidationFailed, ValidationIssue
+from .conformance import VariantChecks, sharing, variant_checks
+from .errors import AdapterError
 from .fhir.variant import VariantBuilder
-from .fhir.writers import Part, ResourceWriter, open_writer, variant_id
+from .fhir.writers import Part, ResourceWriter, open_writer
 from .model import AnalysisContext, ConversionSummary
 from .readers.vcf import VcfReader
-from .validation import Validator, load_validator
+from .validation import load_validator
 
-__all__ = ["Job", "checker", "convert_in_parallel", "sharing"]
+__all__ = ["Job", "Sink", "convert_in_parallel", "make_variants"]
 
-#: callback(records_read, variants_converted)
+#: callback(records_read, variants_converted), called after each chunk of variants
 ProgressCallback = Callable[[int, int], None]
-Check = Callable[[dict[str, Any]], None]
-_MAX_ISSUES = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,40 +47,6 @@ class Job:
     validate: bool
     workers: int
     chunk: int  # variants per chunk, at least
-
-
-def checker(validator: Validator | None, summary: ConversionSummary) -> Check:
-    """A per-resource profile check that fails the conversion on the first invalid resource."""
-    if validator is None:
-        return lambda _resource: None
-
-    def check(resource: dict[str, Any]) -> None:
-        issues = [i for i in validator.validate(resource) if i.severity == "error"]
-        if issues:
-            summary.validation_errors += len(issues)
-            raise ValidationFailed(
-                f"{resource.get('resourceType')} failed validation against its profile; "
-                "nothing was written",
-                issues=_prefixed(resource, issues[:_MAX_ISSUES]),
-            )
-
-    return check
-
-
-def _prefixed(resource: dict[str, Any], issues: list[ValidationIssue]) -> list[ValidationIssue]:
-    """Name the failing resource by its business identifier in each issue."""
-    ident = (resource.get("identifier") or [{}])[0].get("value", "?")
-    return [
-        ValidationIssue(i.severity, i.path, f"{i.message} (resource {ident})", i.profile)
-        for i in issues
-    ]
-
-
-def sharing(validator: Validator | None) -> AbstractContextManager[Callable[[Any], Any]]:
-    """The validator's sharing block (see :meth:`Validator.sharing`), or a no-op."""
-    if validator is None:
-        return nullcontext(lambda value: value)
-    return validator.sharing()
 
 
 def convert_in_parallel(
@@ -204,31 +169,59 @@ class _Chunks:
 def _make_chunks(job: Job, index: int, out: _Chunks) -> None:
     summary = ConversionSummary()
     validator = load_validator() if job.validate else None
-    check = checker(validator, summary)
     encoder = open_writer(job.form, job.source, job.ctx)  # only encodes; never opened
     with (
         VcfReader(job.source, summary=summary, **job.reader) as reader,
         sharing(validator) as share,
     ):
         builder = VariantBuilder(job.ctx, accession, share=share)
-        make = builder.build if validator else builder.prepare
-        pieces: list[bytes] = []
-        ids = bytearray()
-        chunk, size, last = 0, 0, None
-        for call in reader:
-            locus = (call.chrom, call.pos)
-            if size >= job.chunk and locus != last:
-                if chunk % job.workers == index:
-                    out.send(pieces, ids, size, summary.records_read)
-                    pieces.clear()
-                    ids.clear()
-                chunk, size = chunk + 1, 0
-            size, last = size + 1, locus
-            if chunk % job.workers == index:
-                resource = make(call)
-                check(resource)
-                pieces.append(encoder.encode_variant(resource))
-                ids += variant_id(resource)
-        if size and chunk % job.workers == index:
-            out.send(pieces, ids, size, summary.records_read)
+        checks = variant_checks(validator, builder, summary)
+        make_variants(
+            reader, builder, encoder, checks, out, chunk=job.chunk, share=(index, job.workers)
+        )
     out.done(summary)
+
+
+class Sink(Protocol):
+    """Where :func:`make_variants` hands each chunk: encoded variants and their ids."""
+
+    def send(self, pieces: list[bytes], ids: bytearray, count: int, records: int) -> None:
+        """``count`` variants, made after reading ``records`` records."""
+
+
+def make_variants(
+    reader: VcfReader,
+    builder: VariantBuilder,
+    encoder: ResourceWriter,
+    checks: VariantChecks | None,
+    out: Sink,
+    *,
+    chunk: int,
+    share: tuple[int, int] = (0, 1),
+) -> None:
+    """Variants of the reader's calls, encoded as ``encoder`` writes them, a chunk at a
+    time, each shown to ``checks`` first.
+
+    ``share`` is (this worker, workers): chunk ``k`` is made only by worker ``k % workers``.
+    A chunk holds at least ``chunk`` variants and ends where the locus changes.
+    """
+    index, workers = share
+    encode = builder.encoding(encoder.encode_variant, checks)
+    summary = reader.summary
+    pieces: list[bytes] = []
+    ids = bytearray()
+    number, size, last = 0, 0, None
+    for call in reader:
+        locus = (call.chrom, call.pos)
+        if size >= chunk and locus != last:
+            if number % workers == index:
+                out.send(pieces, ids, size, summary.records_read)
+                pieces, ids = [], bytearray()
+            number, size = number + 1, 0
+        size, last = size + 1, locus
+        if number % workers == index:
+            data, raw_id = encode(call)
+            pieces.append(data)
+            ids += raw_id
+    if size and number % workers == index:
+        out.send(pieces, ids, size, summary.records_read)

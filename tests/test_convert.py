@@ -86,6 +86,25 @@ def test_converts_and_validates_with_zero_errors(
         assert errors == [], resource.get("id")
 
 
+@pytest.mark.parametrize("form", list(OutputFormat), ids=lambda f: f.value)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_templates_write_the_bytes_that_built_resources_write(
+    tmp_path: Path, case: str, form: OutputFormat
+) -> None:
+    """Without validation variants are filled into per-shape templates, never built."""
+    name, overrides = CASES[case]
+    options = replace(BASE, output_format=form, **overrides)
+    built, filled = tmp_path / "built", tmp_path / "filled"
+    convert_vcf(VCF / name, built, options)
+    convert_vcf(VCF / name, filled, replace(options, validate=False))
+    if form is OutputFormat.NDJSON:
+        assert {p.name: p.read_bytes() for p in built.iterdir()} == {
+            p.name: p.read_bytes() for p in filled.iterdir()
+        }
+    else:
+        assert built.read_bytes() == filled.read_bytes()
+
+
 def _is_variant(resource: dict[str, Any]) -> bool:
     codes = resource.get("code", {}).get("coding", [])
     return resource["resourceType"] == "Observation" and codes[0]["code"] == "69548-6"
@@ -130,14 +149,14 @@ def test_a_resource_failing_validation_aborts_and_writes_nothing(
 ) -> None:
     from adapter.fhir import variant
 
-    real = variant.VariantBuilder.build
+    real = variant.VariantBuilder.observation
 
-    def broken(self: variant.VariantBuilder, call: Any, **kw: Any) -> dict[str, Any]:
-        resource = real(self, call, **kw)
+    def broken(self: variant.VariantBuilder, *args: Any) -> dict[str, Any]:
+        resource = real(self, *args)
         resource["status"] = "done"  # not in the required ObservationStatus binding
         return resource
 
-    monkeypatch.setattr(variant.VariantBuilder, "build", broken)
+    monkeypatch.setattr(variant.VariantBuilder, "observation", broken)
     out = tmp_path / "x.json"
     with pytest.raises(ValidationFailed) as info:
         convert_vcf(VCF / "snv.vcf", out, BASE)

@@ -1,38 +1,38 @@
 """Parts of a resource described once, then made either as dicts or straight as JSON.
 
 A resource's parts are described by two lists: their :class:`Kind` s, in order, and the
-values the kinds are made from, flat. A kind makes its part's dict from its values, and its
-``template`` is that dict's JSON with a ``%b`` hole where each value's JSON goes, found by
-serialising the dict made from placeholders, so JSON filled in from templates is byte for byte
-what ``orjson.dumps`` writes for the dicts. A part many resources share is a kind without
-values (:meth:`Kind.shared`), serialised once.
+values the kinds are made from, flat. A kind makes its part's dict from its values; a part
+many resources share is a kind without values (:meth:`Kind.shared`).
 
-Python pays per operation, not per byte: :func:`json_array` makes a resource's parts with
-one join of templates (cached per sequence of kinds), one ``orjson.dumps`` of all values
-and one ``%``, where building and then walking the dicts takes some 200 operations.
+Python pays per operation, not per byte. Resources whose parts are of the same kinds, in
+the same order, differ only in their id and in the values, so a :class:`ResourceTemplate`
+encodes one probe resource made of placeholders, once, and each resource is then one
+``orjson.dumps`` of its values and one ``%``, where building and then serialising the dicts
+takes some 200 operations. The placeholders are found again in the probe's encoding, so a
+filled template is byte for byte what encoding the resource itself gives.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from typing import Any
 
 import orjson
 
-__all__ = ["Kind", "dicts", "json_array"]
+__all__ = ["ID_MARK", "Kind", "ResourceTemplate", "dicts", "marks"]
+
+#: stands for a resource's id in a probe resource (see :class:`ResourceTemplate`)
+ID_MARK = "\x01id"
 
 
 class Kind:
-    """One kind of part: how to make it from its values, and its JSON template."""
+    """One kind of part: how to make it from its values."""
 
-    __slots__ = ("arity", "make", "template")
+    __slots__ = ("arity", "make")
 
     def __init__(self, make: Callable[..., Any], arity: int) -> None:
         self.make = make
         self.arity = arity
-        marks = [f"\x00{i}" for i in range(arity)]  # text that no code table holds
-        self.template = _template(orjson.dumps(make(*marks)), marks)
 
     @classmethod
     def shared(cls, part: Any) -> Kind:
@@ -40,16 +40,9 @@ class Kind:
         return cls(lambda: part, 0)
 
 
-def _template(raw: bytes, marks: list[str]) -> bytes:
-    """``raw`` JSON as a %-template: each quoted mark, in order, becomes a ``%b`` hole."""
-    pieces, rest = [], raw.replace(b"%", b"%%")
-    for mark in marks:
-        quoted = orjson.dumps(mark)
-        before, found, rest = rest.partition(quoted)
-        if not found or quoted in rest:
-            raise ValueError(f"placeholder {mark!r} is not once, and in order, in {raw!r}")
-        pieces.append(before)
-    return b"%b".join([*pieces, rest])
+def marks(count: int) -> list[str]:
+    """Placeholders for ``count`` values: text that no code table holds."""
+    return [f"\x00{i}" for i in range(count)]
 
 
 def dicts(kinds: Sequence[Kind], values: Sequence[Any]) -> list[Any]:
@@ -62,15 +55,43 @@ def dicts(kinds: Sequence[Kind], values: Sequence[Any]) -> list[Any]:
     return made
 
 
-def json_array(kinds: Sequence[Kind], values: Sequence[Any]) -> bytes:
-    """The parts as a JSON array, byte for byte ``orjson.dumps(dicts(kinds, values))``."""
-    return _array(tuple(kinds)) % _each_json(values)
+class ResourceTemplate:
+    """An encoded resource with holes: for its id, wherever the encoding repeats it, and
+    for the values of its parts; found in the encoding of a probe resource made of
+    :data:`ID_MARK` and :func:`marks`.
+    """
+
+    __slots__ = ("after", "before", "template")
+
+    def __init__(self, probe: bytes, values: int) -> None:
+        # the id as JSON strings hold it, and as written straight into the encoding
+        escaped, plain = orjson.dumps(ID_MARK)[1:-1], ID_MARK.encode()
+        raw = probe.replace(b"%", b"%%").replace(escaped, plain)
+        quoted = [orjson.dumps(m) for m in marks(values)]
+        first = raw.find(quoted[0]) if quoted else len(raw)
+        end = raw.find(quoted[-1]) + len(quoted[-1]) if quoted else len(raw)
+        #: how many times the id occurs before the values, and after them
+        self.before, self.after = raw[:first].count(plain), raw[end:].count(plain)
+        if self.before + self.after != raw.count(plain):
+            raise ValueError("the id occurs between the values of the parts")
+        self.template = _holes(raw.replace(plain, b"%b"), quoted)
+
+    def fill(self, rid: bytes, values: Sequence[Any]) -> bytes:
+        """The encoded resource with id ``rid`` (ASCII) and these part values."""
+        filled = (rid,) * self.before + _each_json(values) + (rid,) * self.after
+        return self.template % filled
 
 
-@lru_cache(maxsize=1024)
-def _array(kinds: tuple[Kind, ...]) -> bytes:
-    """The template of a JSON array of parts of these kinds (a few hundred sequences occur)."""
-    return b"[" + b",".join(kind.template for kind in kinds) + b"]"
+def _holes(raw: bytes, quoted: list[bytes]) -> bytes:
+    """``raw``, its ``%`` escaped, with a ``%b`` hole for each quoted placeholder, which
+    must occur once each, in order."""
+    pieces, rest = [], raw
+    for mark in quoted:
+        before, found, rest = rest.partition(mark)
+        if not found or mark in rest:
+            raise ValueError(f"placeholder {mark!r} is not once, and in order, in {raw!r}")
+        pieces.append(before)
+    return b"%b".join([*pieces, rest])
 
 
 def _each_json(values: Sequence[Any]) -> tuple[bytes, ...]:

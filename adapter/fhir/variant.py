@@ -2,11 +2,11 @@
 
 This is the hot path: one call per variant, up to millions per conversion. Everything that
 does not depend on the call (meta, categories, codes, subject, per-chromosome components) is
-made once, with its JSON, and shared between Observations; shared parts are never mutated.
+made once and shared between Observations; shared parts are never mutated.
 
 One description of the Observation (:meth:`VariantBuilder._components` and
 :func:`_observation`) is made either into the plain dicts that validators read
-(:meth:`VariantBuilder.build`) or straight into JSON (:meth:`VariantBuilder.prepare`, see
+(:meth:`VariantBuilder.build`) or straight into JSON (:meth:`VariantBuilder.encoding`, see
 :mod:`.templates`), so that a conversion without validation need not build and then
 serialise some 200 objects per variant. See :mod:`adapter.notation` for the coordinate
 conventions.
@@ -18,8 +18,6 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
-
-import orjson
 
 from ..model import (
     AnalysisContext,
@@ -46,20 +44,27 @@ from .codes import (
     slices,
 )
 from .identifiers import (
-    URI_SYSTEM,
     IdFactory,
+    identifier,
     patient_reference,
     performer_reference,
     specimen_reference,
 )
-from .templates import Kind, dicts, json_array
+from .templates import ID_MARK, Kind, ResourceTemplate, dicts, marks
 
-__all__ = ["AccessionLookup", "VariantBuilder"]
+__all__ = ["AccessionLookup", "Encoding", "Inspect", "Shape", "VariantBuilder"]
 
 #: (genome build, normalised chromosome) → RefSeq accession, e.g. adapter.assembly.accession
 AccessionLookup = Callable[[GenomeBuild, str], str]
 Component = dict[str, Any]
+#: an Observation as a writer encodes it, and its id as 16 bytes
+Encoded = tuple[bytes, bytes]
+Encoding = Callable[..., Encoded]
+#: the component kinds of an Observation, in order
+Shape = tuple[Kind, ...]
+#: shown each Observation as (id, shape, component values, notes) before it is encoded
 Note = dict[str, str]
+Inspect = Callable[[str, Shape, list[Any], list[Note]], None]
 
 _RSID = re.compile(r"rs[1-9]\d*").fullmatch
 _MALE = {Sex.MALE: True, Sex.FEMALE: False, Sex.UNKNOWN: None}
@@ -147,7 +152,7 @@ class _Kinds:
 
 class _Shared(NamedTuple):
     """An Observation's top-level elements in order, with or without a note, the shared ones
-    filled in (as objects, or as JSON fragments for :meth:`VariantBuilder.prepare`)."""
+    filled in."""
 
     noted: dict[str, Any]
     plain: dict[str, Any]
@@ -189,11 +194,6 @@ class VariantBuilder:
         meta = {"profile": [profile("variant")]}
         head, tail = share(_head(ctx)), share(_tail(ctx))
         self._shared = _shared(share(meta), head, tail)
-        self._json = _shared(
-            _fragment(meta),
-            {k: _fragment(v) for k, v in head.items()},
-            {k: _fragment(v) for k, v in tail.items()},
-        )
         self._assembly = self._coded("reference-sequence-assembly", "genome-build", ctx.build)
         self._coordinates = self._coded(
             "coordinate-system", "coordinate-system", "1-based-character"
@@ -235,20 +235,26 @@ class VariantBuilder:
         kinds: list[Kind] = []
         values: list[Any] = []
         notes = self._components(call, genes, kinds, values)
-        return _observation(self._shared, rid, notes, dicts(kinds, values))
+        return self.observation(rid, tuple(kinds), values, notes)
 
-    def prepare(self, call: VariantCall, genes: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
-        """The Observation of :meth:`build` ready to serialise, for when nothing reads it.
+    def encoding(
+        self, encode: Callable[[dict[str, Any]], bytes], inspect: Inspect | None = None
+    ) -> Encoding:
+        """What :meth:`build` makes, as ``encode`` (a writer's) writes it, for when nothing
+        reads the Observation: (the encoded Observation, its 16-byte id) per call.
 
-        ``orjson.dumps`` gives the same bytes for both, several times faster for this one,
-        whose elements are already JSON (:class:`orjson.Fragment`) below the top level.
+        Observations of one shape (the same sequence of component kinds, no notes) differ
+        only in their id and their components' values, so each shape is encoded once, from
+        a probe, as a :class:`ResourceTemplate` that each call fills in. ``inspect`` is
+        shown each Observation's description first (a checker: see adapter.conformance).
         """
-        rid = self._ids.variant(call)
-        kinds: list[Kind] = []
-        values: list[Any] = []
-        notes = self._components(call, genes, kinds, values)
-        comps = orjson.Fragment(json_array(kinds, values))
-        return _observation(self._json, rid, notes, comps)
+        return _Encoder(self, encode, inspect)
+
+    def observation(
+        self, rid: str, shape: Shape, values: Sequence[Any], notes: list[Note]
+    ) -> dict[str, Any]:
+        """The Observation a description (as :data:`Inspect` is shown it) stands for."""
+        return _observation(self._shared, rid, notes, dicts(shape, values))
 
     def _components(
         self,
@@ -350,6 +356,89 @@ class VariantBuilder:
             values.append(call.allele_depth)
 
 
+class _Encoder:
+    """:meth:`VariantBuilder.encoding`'s function: calls to encoded Observations.
+
+    Most calls are plain sequence alleles (no genes, notes, rs ids or SV fields); their
+    shape follows from a short key, so their values are listed here directly, in the order
+    :meth:`VariantBuilder._components` gives, which the first call of each key proves.
+    """
+
+    def __init__(
+        self,
+        builder: VariantBuilder,
+        encode: Callable[[dict[str, Any]], bytes],
+        inspect: Inspect | None,
+    ) -> None:
+        self.builder = builder
+        self.encode = encode
+        self.inspect = inspect
+        self.shapes: dict[Shape, ResourceTemplate] = {}
+        #: lane key -> its shape and the shape's template; None where the lane does not apply
+        self.lanes: dict[tuple[Any, ...], tuple[Shape, ResourceTemplate] | None] = {}
+
+    def __call__(self, call: VariantCall, genes: Sequence[tuple[str, str]] = ()) -> Encoded:
+        rid = self.builder._ids.variant(call)
+        lane = None if genes else self._lane(call)
+        notes: list[Note] = []
+        template: ResourceTemplate | None
+        if lane is not None:
+            shape, template, values = lane
+        else:
+            kinds: list[Kind] = []
+            values = []
+            notes = self.builder._components(call, genes, kinds, values)
+            shape = tuple(kinds)
+            template = None if notes else self._template(shape, len(values))
+        if self.inspect is not None:
+            self.inspect(rid, shape, values, notes)
+        raw_id = bytes.fromhex(rid.replace("-", ""))
+        if template is None:  # free text: rare, encoded as it comes
+            return self.encode(self.builder.observation(rid, shape, values, notes)), raw_id
+        return template.fill(rid.encode(), values), raw_id
+
+    def _lane(self, call: VariantCall) -> tuple[Shape, ResourceTemplate, list[Any]] | None:
+        """A plain sequence allele's shape, template and values; None for any other call."""
+        if call.structural is not None or call.record_id or call.filters not in _UNFILTERED:
+            return None
+        b = self.builder
+        locus = b._loci.get(call.chromosome) or b._locus(call.chromosome)
+        n = describe(locus.accession, call.pos, call.ref, call.alt)
+        if n is None:
+            return None
+        values = [n.start, n.end, call.ref, call.alt, n.hgvs, n.spdi]
+        af, depth = call.allele_frequency, call.allele_depth
+        if af is not None and math.isfinite(af):
+            values.append(af)
+        if depth is not None:
+            values.append(depth)
+        key = (call.chromosome, n.change, call.zygosity, len(values), depth is not None)
+        found = self.lanes.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            found = self.lanes[key] = self._lane_shape(call, values)
+        return None if found is None else (*found, values)
+
+    def _lane_shape(
+        self, call: VariantCall, values: list[Any]
+    ) -> tuple[Shape, ResourceTemplate] | None:
+        """The lane key's shape and template, if the builder's own values agree."""
+        kinds: list[Kind] = []
+        built: list[Any] = []
+        notes = self.builder._components(call, (), kinds, built)
+        if notes or built != values:
+            return None
+        return tuple(kinds), self._template(tuple(kinds), len(values))
+
+    def _template(self, shape: tuple[Kind, ...], count: int) -> ResourceTemplate:
+        template = self.shapes.get(shape)
+        if template is None:
+            probe = self.builder.observation(ID_MARK, shape, marks(count), [])
+            template = self.shapes[shape] = ResourceTemplate(self.encode(probe), count)
+        return template
+
+
+_UNFILTERED = ((), ("PASS",))
+_UNSEEN: Any = object()
 _ALLELIC_STATE = ("allelic-state", "allelic-state")
 _CHANGE_TYPE = ("coding-change-type", "dna-change-type")
 
@@ -358,16 +447,11 @@ def _observation(shared: _Shared, rid: str, notes: list[Note], comps: Any) -> di
     """An Observation: its own elements put into a copy of the shared top level."""
     obs = (shared.noted if notes else shared.plain).copy()
     obs["id"] = rid
-    obs["identifier"] = [{"system": URI_SYSTEM, "value": "urn:uuid:" + rid}]
+    obs["identifier"] = [identifier(rid)]
     if notes:
         obs["note"] = notes
     obs["component"] = comps
     return obs
-
-
-def _fragment(value: Any) -> orjson.Fragment:
-    """``value`` serialised once, for orjson to copy wherever it occurs."""
-    return orjson.Fragment(orjson.dumps(value))
 
 
 def _head(ctx: AnalysisContext) -> dict[str, Any]:

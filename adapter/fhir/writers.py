@@ -45,7 +45,9 @@ __all__ = [
 
 FORMS = ("transaction", "collection", "ndjson")
 _UUID_BYTES = 16
-_BATCH = 4096  # references serialised per orjson call when streaming a ReferenceList
+_BATCH = 4096  # references serialised at a time when streaming a ReferenceList
+#: UUID text 8-4-4-4-12: (first, last) hex digit of each group, and where it goes
+_UUID_GROUPS = ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24))
 
 
 class ReferenceList(Sequence[dict[str, str]]):
@@ -82,16 +84,22 @@ class ReferenceList(Sequence[dict[str, str]]):
         return {"reference": self._prefix + uuid_text(raw.hex())}
 
     def json_items(self) -> Iterator[bytes]:
-        """The references as comma-separated JSON objects, a batch at a time."""
+        """The references as comma-separated JSON objects, a batch at a time.
+
+        Each reference is laid out in a row of bytes by numpy (a Python string per
+        reference would cost more than all the rest of the report).
+        """
+        head = f'{{"reference":"{self._prefix}'.encode()
+        row = np.frombuffer(head + b"-" * 36 + b'"},', np.uint8)
         ids = bytes(self._ids)
         step = _BATCH * _UUID_BYTES
         for start in range(0, len(ids), step):
-            h = ids[start : start + step].hex()
-            items = (
-                f'{{"reference":"{self._prefix}{uuid_text(h, i)}"}}'
-                for i in range(0, len(h), 2 * _UUID_BYTES)
-            )
-            yield ("," if start else "").encode() + ",".join(items).encode()
+            digits = np.frombuffer(ids[start : start + step].hex().encode(), np.uint8)
+            rows = np.tile(row, (digits.size // 32, 1))
+            hexes = digits.reshape(-1, 32)
+            for first, last, at in _UUID_GROUPS:
+                rows[:, len(head) + at : len(head) + at + last - first] = hexes[:, first:last]
+            yield (b"," if start else b"") + rows.tobytes()[:-1]
 
 
 def _repeated(ids: bytearray) -> str | None:
@@ -203,10 +211,11 @@ class ResourceWriter(ABC):
         self._open = True
 
     def add_variant(self, resource: dict[str, Any]) -> None:
-        """Write a Variant Observation, built or prepared, and remember it for the report.
+        """Write a Variant Observation and remember it for the report.
 
-        Writers only serialise and rearrange top-level elements (id, subject), so a prepared
-        Observation (:meth:`VariantBuilder.prepare`) does as well as a built one.
+        Writers only serialise and rearrange top-level elements (id, subject): what
+        :meth:`encode_variant` makes of a probe is a template for every Observation of its
+        shape (:meth:`VariantBuilder.encoding`).
         """
         self.add_encoded(self.encode_variant(resource), variant_id(resource))
 

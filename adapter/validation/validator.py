@@ -77,6 +77,35 @@ class Validator:
         """
         return self._memo.sharing()
 
+    def part_checker(self, profile: str, element: str) -> Callable[[Any], list[ValidationIssue]]:
+        """A check of one value of a top-level ``element`` of ``profile`` (one item, if it
+        repeats), against the slice it matches; its issues' paths start ``<Type>.<element>``.
+
+        For resources made from parts already checked in place (see adapter.conformance):
+        rules across the whole resource (cardinalities, slice counts, invariants) are not
+        checked here.
+        """
+        url = unversioned(profile)
+        node = self._compiler.structure(url)
+        prop = node.props.get(element) if node is not None else None
+        if node is None or prop is None:
+            raise PackageError(f"{url} has no element {element} to check a part against")
+        root, slicing = f"{node.path}.{element}", prop.slicing
+
+        def check(value: Any) -> list[ValidationIssue]:
+            found: Found = None
+            matched = prop
+            if slicing is not None:
+                picked = slicing.match(value)
+                if picked is not None:
+                    matched = picked.prop
+                elif slicing.closed:
+                    found = [Finding(f"does not match any slice of {element} (slicing is closed)")]
+            found = add(found, self._value(matched, value, None))
+            return [f.issue(root) for f in _tagged(found, url)]
+
+        return check
+
     def is_valid(self, resource: Mapping[str, Any], profile: str | None = None) -> bool:
         """Whether ``resource`` has no error (warnings allowed)."""
         return not any(i.severity == "error" for i in self.validate(resource, profile))
