@@ -218,6 +218,30 @@ def test_hgvs_is_checked_by_syntax(validator: Validator, variant: Resource) -> N
     assert error_at(validator.validate(variant), path)
 
 
+def test_obs_7_component_with_the_observations_own_code(
+    validator: Validator, variant: Resource
+) -> None:
+    """Found behind a malformed component too (which the structural checks report)."""
+    own = copy.deepcopy(variant["code"])
+    variant["component"][1]["code"] = "not a concept"
+    variant["component"].append({"code": own, "valueString": "x"})
+    issues = validator.validate(variant)
+    at = f"Observation.component[{len(variant['component']) - 1}]"
+    assert any(m.startswith("obs-7") for m in error_at(issues, at))
+    assert error_at(issues, "Observation.component[1].code")
+
+
+def test_qty_3_unit_code_without_a_system(validator: Validator, variant: Resource) -> None:
+    variant["component"].append(
+        {
+            "code": {"coding": [{"system": "http://loinc.org", "code": "81258-6"}]},
+            "valueQuantity": {"value": 0.5, "code": "1"},
+        }
+    )
+    at = f"Observation.component[{len(variant['component']) - 1}].valueQuantity"
+    assert any(m.startswith("qty-3") for m in error_at(validator.validate(variant), at))
+
+
 # -- Bundles ---------------------------------------------------------------------------------
 
 
@@ -375,5 +399,87 @@ def _by_walker(validator: Validator, resource: Resource) -> set[tuple[str, str, 
 def test_fast_paths_report_what_the_walker_reports(validator: Validator, name: str) -> None:
     original = example(name)
     for resource in itertools.chain([original], itertools.islice(mutations(original), 0, None, 13)):
+        fast = {(i.severity, i.path, i.message) for i in validator.validate(resource)}
+        assert fast == _by_walker(validator, resource)
+
+
+# -- shared parts: checked once, then recalled --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["Observation-SNVexample.json", "Bundle-bundle-oncologyexamples-r4.json"]
+)
+def test_shared_parts_report_what_unshared_ones_do(validator: Validator, name: str) -> None:
+    """Every part declared shared: the same issues, in the same order, when first checked
+    and when recalled, as when nothing is shared."""
+    original = example(name)
+    for resource in itertools.chain([original], itertools.islice(mutations(original), 0, None, 7)):
+        alone = validator.validate(resource)
+        with validator.sharing() as share:
+            for value in resource.values():
+                share(value)
+            assert validator.validate(resource) == alone
+            assert validator.validate(resource) == alone
+
+
+def test_a_shared_resource_is_recalled_whole(validator: Validator, variant: Resource) -> None:
+    alone = validator.validate(variant)
+    with validator.sharing() as share:
+        share(variant)
+        assert validator.validate(variant) == validator.validate(variant) == alone
+        assert validator._memo.entries[id(variant)]  # private: the outcome is kept
+
+
+def test_a_shared_invalid_part_is_reported_where_each_resource_has_it(
+    validator: Validator, variant: Resource
+) -> None:
+    """One bad component in two resources, at different places: the error is found once and
+    reported under each resource's own index."""
+    bad = variant["component"][0]
+    bad["code"]["coding"][0]["system"] = 42
+    other = copy.deepcopy(variant)
+    other["component"] = [*variant["component"][1:], bad]
+    last = len(other["component"]) - 1
+    with validator.sharing() as share:
+        share(bad)
+        for resource, index in ((variant, 0), (other, last), (variant, 0), (other, last)):
+            path = f"Observation.component[{index}].code.coding[0].system"
+            assert error_at(validator.validate(resource), path) == [
+                "42 is not a uri (a JSON string)"
+            ]
+        assert validator._memo.entries[id(bad)]  # private: the outcome is kept
+
+
+@pytest.mark.parametrize("element", ["code", "valueCodeableConcept", "subject", "category"])
+def test_a_shared_top_level_part_keeps_its_findings(
+    validator: Validator, variant: Resource, element: str
+) -> None:
+    """Parts checked inline (code, value), with a reference target (subject), sliced
+    (category): the warnings of a valid part, the errors of a broken one, every time."""
+    broken = copy.deepcopy(variant)
+    (broken[element][0] if element == "category" else broken[element])["colour"] = "blue"
+    expected = [validator.validate(variant), validator.validate(broken)]
+    with validator.sharing() as share:
+        share(variant[element])
+        share(broken[element])
+        for _ in range(2):
+            assert [validator.validate(variant), validator.validate(broken)] == expected
+    assert errors(expected[1])
+
+
+def test_sharing_ends_with_its_block(validator: Validator, variant: Resource) -> None:
+    with validator.sharing() as share:
+        share(variant)
+        validator.validate(variant)
+    assert id(variant) not in validator._memo.entries  # private: nothing is held after
+
+
+def test_frequent_shapes_are_checked_as_fully(validator: Validator, variant: Resource) -> None:
+    """Once objects of one shape have passed often enough to get their own branch in a
+    check, broken ones of that shape (and of others) still report what the walker does."""
+    for _ in range(40):
+        assert errors(validator.validate(copy.deepcopy(variant))) == []
+    assert any(s.kept for s in validator._fast._shapes.values())  # private: branches made
+    for resource in itertools.islice(mutations(variant), 0, None, 5):
         fast = {(i.severity, i.path, i.message) for i in validator.validate(resource)}
         assert fast == _by_walker(validator, resource)

@@ -15,7 +15,7 @@ from typing import Any
 
 from .structure import Invariant
 
-__all__ = ["DOMAIN_RESOURCE", "invariants_for"]
+__all__ = ["DOMAIN_RESOURCE", "TRIGGERS", "invariants_for"]
 
 Found = list[tuple[str, str]] | None
 
@@ -60,38 +60,47 @@ _OBSERVATION_VALUES = frozenset(
 
 
 def _obs_6_7(obj: Mapping[str, Any]) -> Found:
-    """obs-6 and obs-7; both only bite when the Observation has a value."""
+    """obs-6 and obs-7; both only bite when the Observation has a value.
+
+    This runs for every Variant, with its dozen components: written for few calls.
+    """
     if _OBSERVATION_VALUES.isdisjoint(obj):
         return None
     found = []
     if "dataAbsentReason" in obj:
         found.append(("", "obs-6: dataAbsentReason must only be present if value[x] is not"))
     components = obj.get("component")
-    own = _codes(obj.get("code"))
-    if own and type(components) is list:
-        found.extend((f".component[{i}]", _OBS_7) for i in _sharing(components, own))
+    own, codes = _codes(obj.get("code"))
+    if codes and type(components) is list:
+        try:  # first, in one pass that takes no care of malformed components: any code?
+            for component in components:
+                for c in component["code"]["coding"]:
+                    if c["code"] in codes:
+                        raise LookupError  # maybe: a closer look, below
+        except (TypeError, LookupError, AttributeError):
+            found.extend((f".component[{i}]", _OBS_7) for i in _sharing(components, own))
     return found or None
 
 
-def _codes(concept: Any) -> set[tuple[str, str]]:
-    """(system, code) of a CodeableConcept's codings."""
+def _codes(concept: Any) -> tuple[set[tuple[str, str]], set[str]]:
+    """(system, code) of a CodeableConcept's codings, and the codes alone."""
     codings = concept.get("coding") if type(concept) is dict else None
-    return {
-        (c["system"], c["code"])
-        for c in (codings if type(codings) is list else ())
-        if type(c) is dict and type(c.get("system")) is str and type(c.get("code")) is str
-    }
+    own, codes = set(), set()
+    for c in codings if type(codings) is list else ():
+        if type(c) is dict and type(c.get("system")) is str and type(c.get("code")) is str:
+            own.add((c["system"], c["code"]))
+            codes.add(c["code"])
+    return own, codes
 
 
 def _sharing(components: list[Any], own: set[tuple[str, str]]) -> list[int]:
     """Positions of the components coded with one of ``own`` (malformed ones are skipped:
-    the structural checks report them). Codes are compared first, as strings, for speed."""
-    codes = {code for _, code in own}
+    the structural checks report them)."""
     hits = []
     for i, component in enumerate(components):
         try:
             for c in component["code"]["coding"]:
-                if c["code"] in codes and (c.get("system"), c["code"]) in own:
+                if (c.get("system"), c["code"]) in own:
                     hits.append(i)
                     break
         except (TypeError, KeyError, AttributeError):
@@ -262,6 +271,11 @@ _BY_KEY: dict[str, tuple[Invariant, ...]] = {
     "Bundle.entry": (_bundle_entry_rules,),
     DOMAIN_RESOURCE: (_dom,),
 }
+
+
+#: the key without which an invariant cannot break, for those that have one: a fast path
+#: calls them only when the key is there
+TRIGGERS: dict[Invariant, str] = {_qty_3: "code", _dom: "contained"}
 
 
 def invariants_for(*keys: str) -> tuple[Invariant, ...]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from enum import IntEnum
-from typing import Any
+from typing import Any, Protocol
 
 from .patterns import Predicate
 from .primitives import PrimitiveCheck
@@ -20,8 +20,14 @@ from .terminology import BindingCheck
 
 __all__ = ["Check", "Exact", "Invariant", "Kind", "Node", "Prop", "Required", "Slice", "Slicing"]
 
-#: the check of one object against a node: (object, bundle context) -> findings or None
-Check = Callable[[Any, Any], Any]
+
+class Check(Protocol):
+    """The check of one object against a node: (object, bundle context) -> findings or None;
+    ``fresh``: run it even if the object's outcome is remembered (see .memo)."""
+
+    def __call__(self, obj: Any, ctx: Any, fresh: bool = False, /) -> Any: ...
+
+
 #: a hand-written constraint: object -> [(relative path, message)]
 Invariant = Callable[[Mapping[str, Any]], "list[tuple[str, str]] | None"]
 

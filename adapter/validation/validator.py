@@ -335,6 +335,8 @@ def _declared(res: dict[str, Any]) -> list[str]:
     profiles = meta.get("profile") if type(meta) is dict else None
     if type(profiles) is not list:
         return []
+    if len(profiles) == 1 and type(profiles[0]) is str:  # the usual case: nothing to dedupe
+        return [unversioned(profiles[0])]
     return list(dict.fromkeys(unversioned(p) for p in profiles if type(p) is str))
 
 
