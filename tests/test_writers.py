@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -222,3 +224,16 @@ def test_a_variant_repeated_far_apart_fails_the_conversion(tmp_path: Path) -> No
         for call in [snv(), snv(pos=2000), snv()]:
             w.add_variant(builder.build(call))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("form", ["transaction", "ndjson"])
+def test_output_gets_the_mode_a_plain_write_would(tmp_path: Path, form: str) -> None:
+    """Regression: the temporary output is owner-only; the renamed result must not be."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    out = tmp_path / ("out" if form == "ndjson" else "out.json")
+    with open_writer(form, out, full_context()) as writer:
+        builder = VariantBuilder(full_context(), accession)
+        writer.add_variant(builder.build(snv()))
+    expected = (0o777 if form == "ndjson" else 0o666) & ~mask
+    assert stat.S_IMODE(out.stat().st_mode) == expected

@@ -350,6 +350,25 @@ class ResourceWriter(ABC):
         """Remove the temporary output."""
 
 
+def _plain_mode(base: int) -> int:
+    """The mode a plain ``open``/``mkdir`` would give: the temporary output is created
+    owner-only, and would keep that mode when renamed into place."""
+    return base & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _conditional(patient: PatientRef) -> dict[str, str]:
     """A transaction's conditional reference to a Patient named by identifier."""
     query = f"identifier={patient.identifier_system}|{patient.identifier_value}"
@@ -376,6 +395,7 @@ class BundleWriter(ResourceWriter):
             dir=self.destination.parent, prefix=f".{self.destination.name}.", suffix=".tmp"
         )
         self._temp = Path(name)
+        os.fchmod(fd, _plain_mode(0o666))
         self._file = os.fdopen(fd, "wb", buffering=1 << 20)
         head: dict[str, Any] = {"resourceType": "Bundle", "type": self._type}
         if (timestamp := instant(self._ctx.issued)) is not None:
@@ -457,6 +477,7 @@ class NdjsonWriter(ResourceWriter):
         self._temp = Path(
             tempfile.mkdtemp(dir=self.destination.parent, prefix=f".{self.destination.name}.")
         )
+        self._temp.chmod(_plain_mode(0o777))
 
     def _relink(self, node: Any) -> Any:
         if isinstance(node, dict):
