@@ -30,7 +30,7 @@ from typing import Any, cast
 from .findings import Found, add, has_error, under, warn
 from .invariants import TRIGGERS
 from .memo import FAILED, Memo, into, keep, recall, recall_into
-from .primitives import Primitives
+from .primitives import MAX_STRING, MEMO_LIMIT, MEMO_MAX_LEN, Primitives, StringForm
 from .structure import Check, Exact, Kind, Node, Prop, Slice, Slicing
 
 __all__ = ["FastPaths"]
@@ -77,6 +77,11 @@ class FastPaths:
 
             node.check = first
         return node.check
+
+    def kept(self, node: Node) -> tuple[_Skeleton, ...]:
+        """The shapes ``node``'s check has learned (see :class:`_Shapes`)."""
+        shapes = self._shapes.get(node)
+        return () if shapes is None else shapes.kept
 
     def value_check(self, prop: Prop) -> _Recalled:
         """The walker's check of a value of ``prop``, called as :func:`.memo.recall` calls."""
@@ -464,13 +469,9 @@ class _Source:
         return depth + 1
 
     def _primitive(self, prop: Prop, var: str, depth: int) -> None:
-        check = self.const("F", prop.prim)
-        seen = self.paths._primitives.seen(prop.type)
-        if seen is not None:
-            known = self.const("S", seen)
-            self.emit(depth, f"if {var}.__class__ is not str or {var} not in {known}:")
-            self.emit(depth + 1, f"if {check}({var}) is not None:")
-            self.fail(depth + 2)
+        form = self.paths._primitives.form(prop.type)
+        if form is not None:
+            self._string(form, var, depth)
         elif prop.type == "boolean":
             self.emit(depth, f"if {var}.__class__ is not bool:")
             self.fail(depth + 1)
@@ -478,8 +479,21 @@ class _Source:
             self.emit(depth, f"if {var}.__class__ is not int and {var}.__class__ is not float:")
             self.fail(depth + 1)
         else:
-            self.emit(depth, f"if {check}({var}) is not None:")
+            self.emit(depth, f"if {self.const('F', prop.prim)}({var}) is not None:")
             self.fail(depth + 1)
+
+    def _string(self, form: StringForm, var: str, depth: int) -> None:
+        """The check of a string type, spelled out (see primitives.StringForm): a string not
+        seen before is checked in full, and remembered."""
+        seen = self.const("S", form.seen)
+        self.emit(depth, f"if {var}.__class__ is not str or {var} not in {seen}:")
+        bad = f"{var}.__class__ is not str or not {var} or len({var}) > {MAX_STRING}"
+        if form.match is not None:
+            bad += f" or {self.const('RE', form.match)}({var}) is None"
+        self.emit(depth + 1, f"if {bad}:")
+        self.fail(depth + 2)
+        self.emit(depth + 1, f"if len({var}) <= {MEMO_MAX_LEN} and len({seen}) < {MEMO_LIMIT}:")
+        self.emit(depth + 2, f"{seen}.add({var})")
 
     def _merge(self, segs: tuple[str, ...], depth: int) -> None:
         """Pass up a child's warnings; any error sends the whole object to the walker."""
@@ -498,7 +512,7 @@ class _Source:
         if prop.matches is not None and not implied:
             self.emit(depth, f"if not {self.const('M', prop.matches)}({var}):")
             self.fail(depth + 1)
-        stringy = self.paths._primitives.seen(prop.type) is not None
+        stringy = self.paths._primitives.form(prop.type) is not None
         if prop.binding is not None and (prop.kind is Kind.COMPLEX or stringy):
             self.emit(depth, f"b = {self.const('B', prop.binding)}({var})")
             self.emit(depth, "if b is not None:")
@@ -547,12 +561,35 @@ class _Source:
         if slicing.exact is None:
             self.emit(depth + 1, f"{k} = {order}[{k}]")
         self.emit(depth + 1, f"{counts}[{k}] += 1")
+        if shared:
+            self._inline_slices(slices, item, k, segs, depth + 1)
         self._in_slice(slices, item, k, depth + 1, shared)
         if shared:
             self.emit(depth + 1, "if m is not None:")
             self.emit(depth + 2, f"m[{shared}] = ({k}, KEEP(r))")
         self._merge(segs, depth + 1)
         self._counts(slicing, counts, depth)
+
+    def _inline_slices(
+        self, slices: tuple[Slice, ...], item: str, k: str, segs: tuple[str, ...], depth: int
+    ) -> None:
+        """An unshared item (``m`` None) of a slice whose check has learned the usual shapes
+        of its items is checked here when it has one, as that check's branch for it would,
+        without the call: a Variant's own components."""
+        known = []
+        for j, s in enumerate(slices):
+            node = s.prop.node if _direct(s.prop) else None
+            kept = [sk for sk in self.paths.kept(node) if _fits(node, sk[0])] if node else []
+            if node is not None and kept:
+                known.append((j, node, kept))
+        if not known:
+            return
+        self.emit(depth, "if m is None:")
+        for n, (j, node, kept) in enumerate(known):
+            self.emit(depth + 1, f"{'if' if n == 0 else 'elif'} {k} == {j}:")
+            for skeleton in kept:
+                self._tried(node, item, skeleton, segs, depth + 2, stack=(node,))
+                self.emit(depth + 3, "continue")
 
     def _in_slice(
         self, slices: tuple[Slice, ...], item: str, k: str, depth: int, shared: str | None

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import NamedTuple
 
 from .definitions import CORE_BASE, Definitions
 
-__all__ = ["PrimitiveCheck", "Primitives"]
+__all__ = ["MAX_STRING", "MEMO_LIMIT", "MEMO_MAX_LEN", "PrimitiveCheck", "Primitives", "StringForm"]
 
 PrimitiveCheck = Callable[[object], "str | None"]
 
@@ -22,9 +23,19 @@ _INT_RANGES = {
     "unsignedInt": (0, 2**31 - 1),
     "positiveInt": (1, 2**31 - 1),
 }
-_MAX_STRING = 1024 * 1024
-_MEMO_LIMIT = 16384
-_MEMO_MAX_LEN = 128
+MAX_STRING = 1024 * 1024
+MEMO_LIMIT = 16384
+MEMO_MAX_LEN = 128
+
+
+class StringForm(NamedTuple):
+    """A string type's check in parts, for fast paths to spell out in their own code: a
+    value is valid when it is a non-empty ``str`` of at most MAX_STRING characters that
+    ``match`` accepts (when there is one); valid values of at most MEMO_MAX_LEN characters
+    are remembered in ``seen`` while it holds fewer than MEMO_LIMIT."""
+
+    seen: set[str]
+    match: Callable[[str], object] | None
 
 
 class Primitives:
@@ -33,7 +44,7 @@ class Primitives:
     def __init__(self, definitions: Definitions) -> None:
         self._definitions = definitions
         self._checks: dict[str, PrimitiveCheck | None] = {}
-        self._seen: dict[str, set[str]] = {}
+        self._forms: dict[str, StringForm] = {}
 
     def get(self, name: str) -> PrimitiveCheck | None:
         """The check for primitive type ``name``, or None if it is not a primitive type."""
@@ -41,12 +52,12 @@ class Primitives:
             self._checks[name] = self._build(name)
         return self._checks[name]
 
-    def seen(self, name: str) -> set[str] | None:
-        """The strings already accepted as ``name`` (string-typed primitives only).
+    def form(self, name: str) -> StringForm | None:
+        """The parts of the check of ``name``, a string-typed primitive (else None).
 
-        Fast paths test membership here first and call the check only on a miss.
+        Fast paths test membership in its ``seen`` first, and check the rest on a miss.
         """
-        return self._seen.get(name) if self.get(name) is not None else None
+        return self._forms.get(name) if self.get(name) is not None else None
 
     def _build(self, name: str) -> PrimitiveCheck | None:
         sd = self._definitions.structure(CORE_BASE + name)
@@ -60,8 +71,10 @@ class Primitives:
             return _integer(name, *_INT_RANGES[name])
         if name == "xhtml":
             return _xhtml
-        seen = self._seen[name] = set()
-        return _string(name, _regex(sd), seen)
+        pattern = _regex(sd)
+        match = re.compile(pattern).fullmatch if pattern else None
+        self._forms[name] = StringForm(set(), match)
+        return _string(name, self._forms[name])
 
 
 def _regex(sd: dict[str, object]) -> str | None:
@@ -105,9 +118,9 @@ def _xhtml(value: object) -> str | None:
     return f"{_show(value)} is not XHTML narrative (a string holding a <div> element)"
 
 
-def _string(name: str, pattern: str | None, seen: set[str]) -> PrimitiveCheck:
+def _string(name: str, form: StringForm) -> PrimitiveCheck:
     """A string-typed primitive: non-empty, at most 1 MiB, matching the type's regex."""
-    match = re.compile(pattern).fullmatch if pattern else None
+    seen, match = form
 
     def check(value: object) -> str | None:
         if type(value) is not str:
@@ -116,11 +129,11 @@ def _string(name: str, pattern: str | None, seen: set[str]) -> PrimitiveCheck:
             return None
         if not value:
             return f"empty string is not a valid {name}"
-        if len(value) > _MAX_STRING:
+        if len(value) > MAX_STRING:
             return f"{name} is longer than 1 MiB"
         if match is not None and match(value) is None:
             return f"{_show(value)} is not a valid {name}"
-        if len(value) <= _MEMO_MAX_LEN and len(seen) < _MEMO_LIMIT:
+        if len(value) <= MEMO_MAX_LEN and len(seen) < MEMO_LIMIT:
             seen.add(value)
         return None
 
