@@ -474,12 +474,22 @@ def test_sharing_ends_with_its_block(validator: Validator, variant: Resource) ->
     assert id(variant) not in validator._memo.entries  # private: nothing is held after
 
 
-def test_frequent_shapes_are_checked_as_fully(validator: Validator, variant: Resource) -> None:
+@pytest.mark.parametrize(
+    ("name", "step"),
+    [("Observation-SNVexample.json", 3), ("Bundle-bundle-oncologyexamples-r4.json", 11)],
+)
+def test_frequent_shapes_are_checked_as_fully(validator: Validator, name: str, step: int) -> None:
     """Once objects of one shape have passed often enough to get their own branch in a
-    check, broken ones of that shape (and of others) still report what the walker does."""
+    check (and Variant components, in the Observation's), broken ones of that shape, and of
+    others, still report what the walker does; shared or not."""
+    original = example(name)
     for _ in range(40):
-        assert errors(validator.validate(copy.deepcopy(variant))) == []
+        assert errors(validator.validate(copy.deepcopy(original))) == []
     assert any(s.kept for s in validator._fast._shapes.values())  # private: branches made
-    for resource in itertools.islice(mutations(variant), 0, None, 5):
-        fast = {(i.severity, i.path, i.message) for i in validator.validate(resource)}
-        assert fast == _by_walker(validator, resource)
+    for resource in itertools.islice(mutations(original), 0, None, step):
+        alone = validator.validate(resource)
+        assert {(i.severity, i.path, i.message) for i in alone} == _by_walker(validator, resource)
+        with validator.sharing() as share:
+            share(resource.get("component"))
+            share(resource.get("entry"))
+            assert validator.validate(resource) == validator.validate(resource) == alone
