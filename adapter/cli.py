@@ -99,7 +99,7 @@ def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         type=int,
         default=0,
         metavar="N",
-        help="processes that build variants (default 0: one per core, up to 4, over 8 MiB)",
+        help="processes that read and build variants (0: one per core, up to 8, over 8 MiB)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
     p.set_defaults(run=_run_convert)

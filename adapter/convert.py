@@ -48,8 +48,9 @@ __all__ = [
 
 #: inputs this large are converted by several processes unless ``jobs`` says otherwise
 AUTO_PARALLEL_BYTES = 8 << 20
-MAX_AUTO_JOBS = 4  # each worker reads the whole file: more pay off less and less
-CHUNK_VARIANTS = 2048  # variants a worker builds before handing them over
+MAX_AUTO_JOBS = 8  # the parent cuts and writes alone: more pay off less and less
+CHUNK_VARIANTS = 2048  # variants encoded before they are handed on together
+SPAN_BYTES = 2 << 20  # input text a worker converts at a time
 
 
 class OutputFormat(StrEnum):
@@ -140,9 +141,9 @@ def convert_vcf(
         form = options.output_format.value
         with sharing(validator) as share, open_writer(form, destination, ctx) as writer:
             workers, chunk = _workers(options.jobs, size), CHUNK_VARIANTS
-            if workers > 1:
-                job = Job(source, reading, ctx, form, options.validate, workers, chunk)
-                convert_in_parallel(job, writer, summary, progress)
+            if workers > 1 and reader.index is None:  # indexed regions: read in one process
+                job = Job(source, reading, ctx, form, options.validate, workers, chunk, SPAN_BYTES)
+                convert_in_parallel(job, reader, writer, summary, progress)
             else:
                 builder = VariantBuilder(ctx, accession, share=share)
                 out = _Writing(writer, summary, progress)

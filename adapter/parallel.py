@@ -1,12 +1,15 @@
 """Variant Observations made in several processes and written in file order.
 
-Building (and validating) a Variant costs several times more than reading its record, so a
-large VCF is shared out by chunks: every worker reads the whole file with the same
-:class:`VcfReader`, cuts the calls into the same chunks, and builds, checks and encodes only
-its own chunks (chunk ``k`` belongs to worker ``k % workers``). The parent takes the
-encoded chunks in turn and writes them, so the output is byte for byte what one process
-writes. A chunk ends only where the locus changes, so the repeats at one locus that
-:class:`IdFactory` numbers never straddle two workers.
+Reading a record costs about as much as building its Variant, and validating costs more, so
+a large VCF is cut into spans that worker processes read and convert whole. A span is a run
+of whole data lines, about ``span_bytes`` long, that ends where the locus changes, so the
+repeats at one locus that :class:`IdFactory` numbers never straddle two spans. The parent
+only cuts: it reads the text once (decompressing it if need be), writes each span after the
+header as a small plain VCF beside the output, and hands it to an idle worker. The worker
+reads it with the same :class:`VcfReader`, builds, checks and encodes its variants into a
+part file. The parent writes the parts in span order, so the output is byte for byte what
+one process writes, and the counts are the sums of the spans'. Errors name the input file
+and its line, and the first in file order is the one raised.
 """
 
 from __future__ import annotations
@@ -14,20 +17,21 @@ from __future__ import annotations
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Final, Protocol, cast
 
 from .assembly import accession
 from .conformance import VariantChecks, sharing, variant_checks
-from .errors import AdapterError
+from .errors import AdapterError, TruncatedInputError
 from .fhir.variant import VariantBuilder
 from .fhir.writers import Part, ResourceWriter, open_writer
 from .model import AnalysisContext, ConversionSummary
 from .readers.vcf import VcfReader
+from .readers.vcf_text import Stream, open_stream
 from .validation import load_validator
 
 __all__ = ["Job", "Sink", "convert_in_parallel", "make_variants"]
@@ -35,10 +39,13 @@ __all__ = ["Job", "Sink", "convert_in_parallel", "make_variants"]
 #: callback(records_read, variants_converted), called after each chunk of variants
 ProgressCallback = Callable[[int, int], None]
 
+_READ: Final = 1 << 20  # bytes the parent reads at a time
+_AHEAD: Final = 2  # spans cut ahead of the merge, per worker
+
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """What a worker needs to make its share of one conversion's variants."""
+    """What the workers need to convert the spans of one conversion."""
 
     source: Path
     reader: Mapping[str, Any]  # VcfReader's keyword arguments
@@ -46,140 +53,261 @@ class Job:
     form: str
     validate: bool
     workers: int
-    chunk: int  # variants per chunk, at least
+    chunk: int  # variants encoded before they are appended to the part file
+    span_bytes: int  # the length of a span, about
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """A plain VCF holding the header and a run of the input's data lines."""
+
+    index: int
+    path: Path
+    lines_before: int  # data lines of the input before the span's first
 
 
 def convert_in_parallel(
     job: Job,
+    reader: VcfReader,
     writer: ResourceWriter,
     summary: ConversionSummary,
     progress: ProgressCallback | None,
 ) -> None:
-    """Run the workers and write their chunks in order; ``summary`` gets the counts.
-
-    Workers write their chunks to part files beside the output; only ranges cross the
-    pipes, and the kernel copies the bytes.
-    """
+    """Convert ``reader``'s whole file in ``job.workers`` processes into ``writer``;
+    ``summary`` gets the counts."""
     spawn = multiprocessing.get_context("spawn")  # fork is unsafe in a threaded server
-    with tempfile.TemporaryDirectory(dir=writer.destination.parent, prefix=".parts.") as parts:
-        pipes = [spawn.Pipe(duplex=False) for _ in range(job.workers)]
+    with tempfile.TemporaryDirectory(dir=writer.destination.parent, prefix=".parts.") as tmp:
+        parts = Path(tmp)
+        pipes = [spawn.Pipe() for _ in range(job.workers)]
         procs = [
-            spawn.Process(target=_work, args=(job, Path(parts), index, sender), daemon=True)
-            for index, (_, sender) in enumerate(pipes)
+            spawn.Process(target=_work, args=(job, parts, child), daemon=True) for _, child in pipes
         ]
         for proc in procs:
             proc.start()
-        for _, sender in pipes:
-            sender.close()
+        for _, child in pipes:
+            child.close()
         try:
-            finals = _Merge(Path(parts), writer, summary, progress).run(
-                [receiver for receiver, _ in pipes]
-            )
-        finally:
+            spans = _spans(reader, parts, job.span_bytes)
+            _Merge(writer, summary, progress).run([own for own, _ in pipes], spans)
+        except BaseException:
             for proc in procs:
-                if proc.is_alive():
-                    proc.terminate()
+                proc.terminate()
+            raise
+        finally:
+            for own, _ in pipes:
+                own.close()  # an idle worker reads the end of its pipe and stops
+            for proc in procs:
                 proc.join()
-    read = finals[0]  # every worker read the whole file: any one's reading counts will do
-    summary.records_read = read.records_read
-    summary.skipped = dict(read.skipped)
+
+
+# ---- the parent: cutting spans, merging parts -----------------------------------------
+
+
+def _spans(reader: VcfReader, directory: Path, size: int) -> Iterator[_Span]:
+    """The spans of the reader's file, each written to ``directory``."""
+    lines_before = 0
+    with open_stream(reader.path, reader.compression) as stream:
+        header = b"".join(stream.readline() for _ in range(reader.header.lines))
+        try:
+            for index, body in enumerate(_cut(stream, size)):
+                path = directory / f"span-{index}.vcf"
+                with path.open("wb") as f:
+                    f.write(header)
+                    f.write(body)
+                yield _Span(index, path, lines_before)
+                lines_before += body.count(b"\n")
+        except (EOFError, OSError, zlib.error) as exc:
+            raise TruncatedInputError(
+                "the compressed data is corrupt or cut short, somewhere after line "
+                f"{reader.header.lines + lines_before} ({exc})",
+                source=reader.source,
+            ) from exc
+
+
+def _cut(stream: Stream, size: int) -> Iterator[bytes]:
+    """The stream in runs of whole lines of about ``size`` bytes, cut where the locus changes."""
+    held = bytearray()
+    while block := stream.read(_READ):
+        held += block
+        while len(held) > size and (cut := _locus_change(held, size)) is not None:
+            yield bytes(held[:cut])
+            del held[:cut]
+    if held:
+        yield bytes(held)
+
+
+def _locus_change(data: bytearray, at: int) -> int | None:
+    """The start of the first line after ``at`` whose locus differs from the line before;
+    None if ``data`` ends first."""
+    end = data.find(b"\n", at)
+    if end < 0:
+        return None
+    last = _locus(data[data.rfind(b"\n", 0, end) + 1 : end])
+    while True:
+        start, end = end + 1, data.find(b"\n", end + 1)
+        if end < 0:
+            return None
+        locus = _locus(data[start:end])
+        if locus != last:
+            return start
+        last = locus
+
+
+def _locus(line: bytearray) -> tuple[bytes, int | bytes]:
+    """CHROM and POS, as htslib reads them (``010`` is 10)."""
+    chrom, _, rest = bytes(line).partition(b"\t")
+    pos = rest.partition(b"\t")[0]
+    try:
+        return chrom, int(pos)
+    except ValueError:
+        return chrom, pos
 
 
 class _Merge:
-    """The parent's side: chunks in turn from each worker's part file into the writer."""
+    """Spans to idle workers, their parts into the writer in span order."""
 
     def __init__(
-        self,
-        parts: Path,
-        writer: ResourceWriter,
-        summary: ConversionSummary,
-        progress: ProgressCallback | None,
+        self, writer: ResourceWriter, summary: ConversionSummary, progress: ProgressCallback | None
     ) -> None:
-        self.parts, self.writer, self.summary, self.progress = parts, writer, summary, progress
+        self.writer, self.summary, self.progress = writer, summary, progress
 
-    def run(self, receivers: list[Connection]) -> list[ConversionSummary]:
-        """Every chunk until every worker is done; the workers' final summaries."""
-        finals: dict[int, ConversionSummary] = {}
-        with ExitStack() as files:
-            fds: dict[int, int] = {}
-            turn = 0
-            while len(finals) < len(receivers):
-                index = turn % len(receivers)
-                turn += 1
-                message = _receive(receivers[index])
-                if message[0] == "done":  # every later chunk is missing too
-                    finals[index] = message[1]
-                    continue
-                _, offset, length, ids, count, records = message
-                if index not in fds:
-                    fds[index] = os.open(_part(self.parts, index), os.O_RDONLY)
-                    files.callback(os.close, fds[index])
-                self.writer.add_encoded(Part(fds[index], offset, length), ids)
-                self.summary.variants_converted += count
-                if self.progress is not None:
-                    self.progress(records, self.summary.variants_converted)
-        return [finals[i] for i in range(len(receivers))]
+    def run(self, workers: list[Connection], spans: Iterator[_Span]) -> None:
+        """Every span converted and written, or the first error in file order raised."""
+        idle, busy = list(workers), set[Connection]()
+        results: dict[int, tuple[Any, ...]] = {}
+        made = written = 0
+        failure: AdapterError | None = None
+        more = True
+        while True:
+            while more and idle and made - written < _AHEAD * len(workers):
+                try:
+                    span = next(spans)
+                except StopIteration:
+                    more = False
+                    break
+                except AdapterError as e:  # raised once the spans before it are written
+                    failure, more = e, False
+                    break
+                conn = idle.pop()
+                conn.send(span)
+                busy.add(conn)
+                made += 1
+            if written in results:
+                self._write(results.pop(written))
+                written += 1
+            elif written == made:
+                if failure is not None:
+                    raise failure
+                if not more:
+                    return
+            else:
+                for ready in wait(list(busy)):
+                    conn = cast(Connection, ready)
+                    result = _receive(conn)
+                    results[result[1]] = result
+                    busy.discard(conn)
+                    idle.append(conn)
+
+    def _write(self, result: tuple[Any, ...]) -> None:
+        if result[0] == "error":
+            raise result[2]
+        _, _, part, length, ids, span = result
+        fd = os.open(part, os.O_RDONLY)
+        try:
+            self.writer.add_encoded(Part(fd, 0, length), ids)
+        finally:
+            os.close(fd)
+            os.unlink(part)
+        self.summary.records_read += span.records_read
+        self.summary.variants_converted += span.variants_converted
+        for reason, count in span.skipped.items():
+            self.summary.skip(reason, count)
+        if self.progress is not None:
+            self.progress(self.summary.records_read, self.summary.variants_converted)
 
 
-def _part(parts: Path, index: int) -> Path:
-    return parts / f"worker-{index}.part"
-
-
-def _receive(receiver: Connection) -> tuple[Any, ...]:
-    """A worker's next message; its error raised here."""
+def _receive(conn: Connection) -> tuple[Any, ...]:
     try:
-        message: tuple[Any, ...] = receiver.recv()
+        result: tuple[Any, ...] = conn.recv()
     except EOFError:
         raise AdapterError("a conversion worker stopped without a result") from None
-    if message[0] == "error":
-        raise message[1]
-    return message
+    return result
 
 
-def _work(job: Job, parts: Path, index: int, sender: Connection) -> None:
-    """A worker process: its chunks, then its summary; an error ends it."""
-    try:
-        with _part(parts, index).open("wb") as part:
-            _make_chunks(job, index, _Chunks(part, sender))
-    except AdapterError as e:
-        sender.send(("error", e))
-    except Exception as e:
-        sender.send(("error", AdapterError(f"a conversion worker failed: {e!r}")))
-    finally:
-        sender.close()
+# ---- the workers ------------------------------------------------------------------------
 
 
-class _Chunks:
-    """A worker's side: chunks appended to its part file, announced to the parent."""
+def _work(job: Job, parts: Path, conn: Connection) -> None:
+    """A worker process: spans until the parent closes the pipe."""
+    validator = load_validator() if job.validate else None
+    with sharing(validator) as share, conn:
+        worker = _Worker(job, parts, VariantBuilder(job.ctx, accession, share=share))
+        worker.checks = variant_checks(validator, worker.builder, ConversionSummary())
+        while True:
+            try:
+                span: _Span = conn.recv()
+            except EOFError:
+                return
+            conn.send(worker.convert(span))
 
-    def __init__(self, part: BinaryIO, sender: Connection) -> None:
-        self.part, self.sender, self.offset = part, sender, 0
+
+class _Worker:
+    """What a worker keeps from span to span: the builder's and the checks' memories."""
+
+    def __init__(self, job: Job, parts: Path, builder: VariantBuilder) -> None:
+        self.job, self.parts, self.builder = job, parts, builder
+        self.encoder = open_writer(job.form, job.source, job.ctx)  # only encodes
+        self.checks: VariantChecks | None = None
+
+    def convert(self, span: _Span) -> tuple[Any, ...]:
+        """("done", index, part file, its length, ids, span summary), or
+        ("error", index, error)."""
+        part = self.parts / f"part-{span.index}"
+        summary = ConversionSummary()
+        try:
+            with (
+                part.open("wb") as f,
+                VcfReader(span.path, summary=summary, **self.job.reader) as reader,
+            ):
+                sink = _PartSink(f)
+                make_variants(
+                    reader, self.builder, self.encoder, self.checks, sink, chunk=self.job.chunk
+                )
+            summary.variants_converted = sink.count
+            return ("done", span.index, part, sink.length, bytes(sink.ids), summary)
+        except AdapterError as e:
+            return ("error", span.index, _located(e, self.job, span))
+        except Exception as e:
+            return ("error", span.index, AdapterError(f"a conversion worker failed: {e!r}"))
+        finally:
+            span.path.unlink()
+
+
+def _located(error: AdapterError, job: Job, span: _Span) -> AdapterError:
+    """The error as it names the input file and its line, not the span's."""
+    if error.source == str(span.path):
+        error.source = str(job.source)
+        if error.line is not None:
+            error.line += span.lines_before
+    return error
+
+
+class _PartSink:
+    """A worker's :class:`Sink`: encoded variants appended to the span's part file."""
+
+    def __init__(self, part: BinaryIO) -> None:
+        self.part = part
+        self.length = self.count = 0
+        self.ids = bytearray()
 
     def send(self, pieces: list[bytes], ids: bytearray, count: int, records: int) -> None:
-        data = b"".join(pieces)
-        self.part.write(data)
-        self.part.flush()
-        self.sender.send(("chunk", self.offset, len(data), bytes(ids), count, records))
-        self.offset += len(data)
-
-    def done(self, summary: ConversionSummary) -> None:
-        self.sender.send(("done", summary))
+        for piece in pieces:
+            self.length += self.part.write(piece)
+        self.ids += ids
+        self.count += count
 
 
-def _make_chunks(job: Job, index: int, out: _Chunks) -> None:
-    summary = ConversionSummary()
-    validator = load_validator() if job.validate else None
-    encoder = open_writer(job.form, job.source, job.ctx)  # only encodes; never opened
-    with (
-        VcfReader(job.source, summary=summary, **job.reader) as reader,
-        sharing(validator) as share,
-    ):
-        builder = VariantBuilder(job.ctx, accession, share=share)
-        checks = variant_checks(validator, builder, summary)
-        make_variants(
-            reader, builder, encoder, checks, out, chunk=job.chunk, share=(index, job.workers)
-        )
-    out.done(summary)
+# ---- shared by one process and the workers ---------------------------------------------
 
 
 class Sink(Protocol):
@@ -197,31 +325,19 @@ def make_variants(
     out: Sink,
     *,
     chunk: int,
-    share: tuple[int, int] = (0, 1),
 ) -> None:
-    """Variants of the reader's calls, encoded as ``encoder`` writes them, a chunk at a
-    time, each shown to ``checks`` first.
-
-    ``share`` is (this worker, workers): chunk ``k`` is made only by worker ``k % workers``.
-    A chunk holds at least ``chunk`` variants and ends where the locus changes.
-    """
-    index, workers = share
+    """Variants of the reader's calls, encoded as ``encoder`` writes them, ``chunk`` at a
+    time, each shown to ``checks`` first."""
     encode = builder.encoding(encoder.encode_variant, checks)
     summary = reader.summary
     pieces: list[bytes] = []
     ids = bytearray()
-    number, size, last = 0, 0, None
     for call in reader:
-        locus = (call.chrom, call.pos)
-        if size >= chunk and locus != last:
-            if number % workers == index:
-                out.send(pieces, ids, size, summary.records_read)
-                pieces, ids = [], bytearray()
-            number, size = number + 1, 0
-        size, last = size + 1, locus
-        if number % workers == index:
-            data, raw_id = encode(call)
-            pieces.append(data)
-            ids += raw_id
-    if size and number % workers == index:
-        out.send(pieces, ids, size, summary.records_read)
+        data, raw_id = encode(call)
+        pieces.append(data)
+        ids += raw_id
+        if len(pieces) >= chunk:
+            out.send(pieces, ids, len(pieces), summary.records_read)
+            pieces, ids = [], bytearray()
+    if pieces:
+        out.send(pieces, ids, len(pieces), summary.records_read)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import pickle
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +20,8 @@ from adapter.errors import (
     ValidationFailed,
     ValidationIssue,
 )
-from adapter.model import PatientRef, Sex
+from adapter.model import GenomicRegion, PatientRef, Sex
+from adapter.parallel import _cut, _locus
 
 OPTIONS = ConvertOptions(
     patient=PatientRef(identifier_system="http://hospital.example.org/mrn", identifier_value="M1"),
@@ -33,13 +36,14 @@ def read_output(path: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks of two variants, so that even small files are shared among the workers."""
+def tiny_spans(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A span per locus and chunks of two variants, so even small files are shared out."""
+    monkeypatch.setattr(adapter.convert, "SPAN_BYTES", 1)
     monkeypatch.setattr(adapter.convert, "CHUNK_VARIANTS", 2)
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("tiny_chunks")
+@pytest.mark.usefixtures("tiny_spans")
 @pytest.mark.parametrize("form", list(OutputFormat))
 @pytest.mark.parametrize(
     ("name", "extra"),
@@ -48,6 +52,9 @@ def tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
         ("sex_mito.vcf", {"sex": Sex.MALE}),
         ("sv.vcf", {"validate": True}),
         ("empty.vcf", {}),
+        ("snv.vcf.gz", {}),
+        ("gvcf.g.vcf", {}),
+        ("regions.vcf", {"regions": (GenomicRegion("chr1", 0, 20_000),)}),
     ],
 )
 def test_workers_write_the_same_bytes_as_one_process(
@@ -63,18 +70,49 @@ def test_workers_write_the_same_bytes_as_one_process(
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("tiny_chunks")
-def test_a_worker_error_reaches_the_caller_typed_and_nothing_is_written(tmp_path: Path) -> None:
-    out = tmp_path / "out.json"
+@pytest.mark.usefixtures("tiny_spans")
+@pytest.mark.parametrize(
+    "name", ["malformed_pos.vcf", "mismatch_format.vcf", "truncated.vcf.gz", "corrupt.vcf.gz"]
+)
+def test_a_worker_error_reaches_the_caller_as_one_process_raises_it(
+    tmp_path: Path, name: str
+) -> None:
+    errors = []
+    for jobs in (1, 2):
+        with pytest.raises(AdapterError) as raised:
+            convert_vcf(VCF / name, tmp_path / "out.json", replace(OPTIONS, jobs=jobs))
+        errors.append(raised.value)
+        assert list(tmp_path.iterdir()) == []
+    one, two = errors
+    assert type(two) is type(one)
+    assert (two.source, two.line, two.field) == (one.source, one.line, one.field)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("tiny_spans")
+def test_a_malformed_line_in_a_later_span_is_named_by_its_line_in_the_input(
+    tmp_path: Path,
+) -> None:
+    lines = (VCF / "snv.vcf").read_text().splitlines(keepends=True)
+    broken = tmp_path / "broken.vcf"
+    chrom, _, rest = lines[-1].split("\t", 2)
+    broken.write_text("".join([*lines, f"{chrom}\tnot-a-position\t{rest}"]))
     with pytest.raises(MalformedRecordError) as raised:
-        convert_vcf(VCF / "malformed_pos.vcf", out, replace(OPTIONS, jobs=2))
-    assert raised.value.line is not None
-    assert list(tmp_path.iterdir()) == []
+        convert_vcf(broken, tmp_path / "out.json", replace(OPTIONS, jobs=2))
+    assert (raised.value.source, raised.value.line) == (str(broken), len(lines) + 1)
 
 
-def test_negative_jobs_are_refused() -> None:
-    with pytest.raises(AdapterError, match="jobs"):
-        replace(OPTIONS, jobs=-1).check()
+@pytest.mark.parametrize("size", [1, 30, 10_000])
+def test_spans_hold_every_line_once_and_never_split_a_locus(size: int) -> None:
+    loci = ["chr1\t5", "chr1\t5", "chr1\t7", "chr1\t7", "chr1\t07", "chr2\t7", "chr2\t9"]
+    body = "".join(f"{locus}\t.\tA\tC\t.\tPASS\t.\n" for locus in loci).encode()
+    spans = list(_cut(io.BytesIO(body), size))
+    assert b"".join(spans) == body
+    held = [{_locus(bytearray(line)) for line in span.splitlines()} for span in spans]
+    for before, after in itertools.pairwise(held):
+        assert not before & after
+    if size == 1:
+        assert [len(span.splitlines()) for span in spans] == [2, 3, 1, 1]
 
 
 @pytest.mark.parametrize(

@@ -233,7 +233,8 @@ class ResourceWriter(ABC):
             raise OutputError("the writer is not open")
         try:
             if isinstance(data, Part):
-                self._copy("Observation", data)
+                if data.length:
+                    self._copy("Observation", data)
             elif data:
                 self._put("Observation", iter((data,)))
         except OSError as e:
