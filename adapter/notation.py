@@ -23,14 +23,11 @@ import re
 from enum import StrEnum
 from typing import NamedTuple
 
+from . import _native
 from .model import StructuralVariant, SvType
 
 __all__ = ["ChangeType", "Notation", "describe", "describe_structural", "ploidy"]
 
-_SEQUENCE = re.compile(r"[ACGTN]+").fullmatch
-#: a single base, either case, to its upper-case form
-_BASE = {b: b.upper() for b in "ACGTacgt"}
-_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
 _DIPLOID = 2
 
 
@@ -68,69 +65,19 @@ class Notation(NamedTuple):
 
 
 def describe(accession: str, pos: int, ref: str, alt: str) -> Notation | None:
-    """SPDI, g.HGVS and change type of one sequence allele; None for non-sequence alleles."""
-    if len(ref) == 1 and len(alt) == 1:  # an SNV, most variants: no trimming, no search
-        base, new = _BASE.get(ref), _BASE.get(alt)
-        if base is None or new is None or base == new:
-            return None
-        spdi = f"{accession}:{pos - 1}:{base}:{new}"
-        return Notation(ChangeType.SNV, pos, pos, spdi, f"{accession}:g.{pos}{base}>{new}")
-    ref, alt = ref.upper(), alt.upper()
-    if ref == alt or not _SEQUENCE(ref) or not _SEQUENCE(alt):
+    """SPDI, g.HGVS and change type of one sequence allele; None for non-sequence alleles.
+
+    The work is done in C (``describe`` in adapter/_native.c), on the hot path of every
+    variant; the rules are the module's: trim the shared prefix, then the shared suffix; an
+    insertion is a dup when the anchor bases prove it; same-length changes are an inversion
+    when the inserted bases are the reverse complement of the deleted ones, else an MNV (or
+    an SNV for one base). An insertion before the first base has no g.HGVS.
+    """
+    found = _native.describe(accession, pos, ref, alt)
+    if found is None:
         return None
-    prefix, deleted, inserted = _trim(ref, alt)
-    first = pos + prefix  # 1-based position of the first trimmed REF base
-    change, hgvs = _hgvs_change(ref[:prefix], first, deleted, inserted)
-    return Notation(
-        change,
-        pos,
-        pos + len(ref) - 1,
-        f"{accession}:{first - 1}:{deleted}:{inserted}",
-        f"{accession}:g.{hgvs}" if hgvs else None,
-    )
-
-
-def _trim(ref: str, alt: str) -> tuple[int, str, str]:
-    """Length of the shared prefix, then REF and ALT without shared prefix and suffix."""
-    limit = min(len(ref), len(alt))
-    prefix = 0
-    while prefix < limit and ref[prefix] == alt[prefix]:
-        prefix += 1
-    deleted, inserted = ref[prefix:], alt[prefix:]
-    suffix = 0
-    limit = min(len(deleted), len(inserted))
-    while suffix < limit and deleted[-1 - suffix] == inserted[-1 - suffix]:
-        suffix += 1
-    if suffix:
-        deleted, inserted = deleted[:-suffix], inserted[:-suffix]
-    return prefix, deleted, inserted
-
-
-def _hgvs_change(before: str, first: int, deleted: str, inserted: str) -> tuple[ChangeType, str]:
-    """Change type and the HGVS part after ``g.``; ``before`` is the known 5' context."""
-    last = first + len(deleted) - 1
-    span = f"{first}" if first == last else f"{first}_{last}"
-    if not inserted:
-        return ChangeType.DELETION, f"{span}del"
-    if not deleted:
-        return _insertion(before, first, inserted)
-    if len(deleted) == len(inserted):
-        if inserted == deleted[::-1].translate(_COMPLEMENT):
-            return ChangeType.INVERSION, f"{span}inv"
-        return ChangeType.MNV, f"{span}delins{inserted}"
-    return ChangeType.DELINS, f"{span}delins{inserted}"
-
-
-def _insertion(before: str, first: int, inserted: str) -> tuple[ChangeType, str]:
-    """An insertion before position ``first``: a dup when the anchor bases prove it."""
-    size = len(inserted)
-    if size <= len(before) and before.endswith(inserted):
-        dup_first = first - size
-        span = f"{dup_first}" if size == 1 else f"{dup_first}_{first - 1}"
-        return ChangeType.DUPLICATION, f"{span}dup"
-    if first < 2:  # no base before the insertion point to name
-        return ChangeType.INSERTION, ""
-    return ChangeType.INSERTION, f"{first - 1}_{first}ins{inserted}"
+    change, start, end, spdi, hgvs = found
+    return Notation(ChangeType(change), start, end, spdi, hgvs)
 
 
 _SV_CHANGE = {

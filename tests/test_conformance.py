@@ -8,10 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from adapter import notation
+from adapter.conformance import VariantChecks
 from adapter.convert import ConvertOptions, convert_vcf
 from adapter.errors import ValidationFailed
-from adapter.fhir import variant
 from adapter.model import PatientRef
 from adapter.validation import Validator
 
@@ -40,13 +39,17 @@ def same_shape(tmp_path: Path) -> Path:
 def test_a_bad_value_in_a_later_variant_of_a_checked_shape_is_caught(
     tmp_path: Path, same_shape: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = notation.describe
+    real = VariantChecks.__call__
 
-    def bad_fourth(accession: str, pos: int, ref: str, alt: str) -> Any:
-        found = real(accession, pos, ref, alt)
-        return found._replace(hgvs="not hgvs") if pos == 1030 and found else found
+    def bad_fourth(
+        self: VariantChecks, rid: str, shape: Any, values: list[Any], notes: Any
+    ) -> None:
+        """The fourth variant's HGVS, as the checks are shown it (by the C lane), is broken."""
+        if values[0] == 1030:
+            values = [*values[:4], "not hgvs", *values[5:]]
+        real(self, rid, shape, values, notes)
 
-    monkeypatch.setattr(variant, "describe", bad_fourth)
+    monkeypatch.setattr(VariantChecks, "__call__", bad_fourth)
     out = tmp_path / "out.json"
     with pytest.raises(ValidationFailed) as raised:
         convert_vcf(same_shape, out, OPTIONS)

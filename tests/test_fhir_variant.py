@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapter.assembly import accession
 from adapter.fhir.codes import slices
@@ -188,8 +191,39 @@ def test_ids_are_uuid5_of_the_documented_name() -> None:
     ctx = context()
     namespace = uuid.uuid5(uuid.NAMESPACE_URL, ctx.identifier_system)
     expected = uuid.uuid5(namespace, "test-report|variant|chr1|12345|A|G")
-    assert IdFactory(ctx).variant(snv()) == str(expected)
+    assert IdFactory(ctx).variant(snv()) == (str(expected), expected.bytes)
     assert IdFactory(ctx).resource("report") == str(uuid.uuid5(namespace, "test-report|report"))
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["chr1", "chrX", "1", "chrÜn"]),
+            st.integers(1, 5),
+            st.text("ACGTN", min_size=1, max_size=70),
+            st.text("ACGT<>DEL", min_size=1, max_size=70),
+            st.none() | st.integers(0, 2**40),
+        ),
+        max_size=12,
+    )
+)
+def test_variant_ids_are_uuid5_of_their_names_repeats_numbered(
+    calls: list[tuple[str, int, str, str, int | None]],
+) -> None:
+    """The C ids against uuid5 of the documented names, over long names (several SHA-1
+    blocks), non-ASCII contigs, structural ends and repeats at one locus."""
+    ctx = context()
+    namespace = uuid.uuid5(uuid.NAMESPACE_URL, ctx.identifier_system)
+    ids = IdFactory(ctx)
+    locus, seen = None, Counter[str]()
+    for chrom, pos, ref, alt, end in calls:
+        name = f"{chrom}|{pos}|{ref}|{alt}" + ("" if end is None else f"|{end}")
+        if (chrom, pos) != locus:
+            locus, seen = (chrom, pos), Counter()
+        seen[name] += 1
+        numbered = name if seen[name] == 1 else f"{name}|{seen[name]}"
+        expected = uuid.uuid5(namespace, f"test-report|variant|{numbered}")
+        assert ids.variants.variant(chrom, pos, ref, alt, end) == (str(expected), expected.bytes)
 
 
 def test_cnv_with_copy_number() -> None:

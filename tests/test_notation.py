@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from itertools import takewhile
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapter.model import StructuralVariant, SvType
 from adapter.notation import ChangeType, Notation, describe, describe_structural, ploidy
@@ -163,3 +168,59 @@ def test_symbolic_insertion_spans_the_padding_base() -> None:
 )  # fmt: skip
 def test_ploidy(chromosome: str, male: bool | None, expected: int | None) -> None:
     assert ploidy(chromosome, male) == expected
+
+
+def slow_describe(
+    acc: str, pos: int, ref: str, alt: str
+) -> tuple[str, int, int, str, str | None] | None:
+    """The module's rules spelled out plainly: the oracle the C ``describe`` must match."""
+    ref, alt = (ref.upper(), alt.upper()) if ref.isascii() and alt.isascii() else ("", "")
+    if not re.fullmatch("[ACGTN]+", ref) or not re.fullmatch("[ACGTN]+", alt) or ref == alt:
+        return None
+    if len(ref) == len(alt) == 1:
+        if "N" in ref + alt:
+            return None
+        return "SNV", pos, pos, f"{acc}:{pos - 1}:{ref}:{alt}", f"{acc}:g.{pos}{ref}>{alt}"
+    prefix = _shared(ref, alt)
+    deleted, inserted = ref[prefix:], alt[prefix:]
+    suffix = _shared(deleted[::-1], inserted[::-1])
+    deleted, inserted = deleted[: len(deleted) - suffix], inserted[: len(inserted) - suffix]
+    first, last = pos + prefix, pos + prefix + len(deleted) - 1
+    span = f"{first}" if first == last else f"{first}_{last}"
+    if not inserted:
+        change, hgvs = "deletion", f"{span}del"
+    elif not deleted and len(inserted) <= prefix and ref[:prefix].endswith(inserted):
+        start = first - len(inserted)
+        change = "duplication"
+        hgvs = f"{start}dup" if len(inserted) == 1 else f"{start}_{first - 1}dup"
+    elif not deleted:
+        change, hgvs = "insertion", f"{first - 1}_{first}ins{inserted}" if first > 1 else ""
+    elif inserted == deleted[::-1].translate(str.maketrans("ACGTN", "TGCAN")):
+        change, hgvs = "inversion", f"{span}inv"
+    else:
+        change = "MNV" if len(deleted) == len(inserted) else "delins"
+        hgvs = f"{span}delins{inserted}"
+    spdi = f"{acc}:{first - 1}:{deleted}:{inserted}"
+    return change, pos, pos + len(ref) - 1, spdi, f"{acc}:g.{hgvs}" if hgvs else None
+
+
+def _shared(a: str, b: str) -> int:
+    """The length of the common start of two strings."""
+    return sum(1 for _ in takewhile(lambda pair: pair[0] == pair[1], zip(a, b, strict=False)))
+
+
+@given(
+    st.integers(1, 2**31),
+    st.text("ACGTNacgtn*<>.ß", min_size=1, max_size=12),
+    st.text("ACGTNacgtn*<>.ß", min_size=1, max_size=12),
+)
+def test_describe_follows_the_rules_for_any_alleles(pos: int, ref: str, alt: str) -> None:
+    found = describe(CHR1, pos, ref, alt)
+    assert (None if found is None else tuple(found[:5])) == slow_describe(CHR1, pos, ref, alt)
+
+
+@pytest.mark.parametrize(("ref", "alt"), [("CAG", "CAGCAG"), ("ACGT", "ACGTACGT"), ("AT", "AAT")])
+def test_describe_follows_the_rules_on_repeats(ref: str, alt: str) -> None:
+    found = describe(CHR1, 1000, ref, alt)
+    assert found is not None
+    assert tuple(found[:5]) == slow_describe(CHR1, 1000, ref, alt)

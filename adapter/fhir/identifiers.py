@@ -17,6 +17,7 @@ import hashlib
 import uuid
 from typing import Any
 
+from .._native import VariantIds
 from ..errors import OptionsError
 from ..model import AnalysisContext, PatientRef, VariantCall
 
@@ -73,17 +74,15 @@ class IdFactory:
     ``chrom|pos|ref|alt`` (``|end`` added for structural variants); an identical call
     repeated at the same locus gets ``|2``, ``|3``… so a Bundle never holds one id twice.
     SHA-1 runs over the name only: the hash of the prefix before it is made once and copied.
+    Variant ids, one per variant, are made in C (:attr:`variants`, adapter/_native.c).
     """
 
     def __init__(self, ctx: AnalysisContext) -> None:
         namespace = uuid.uuid5(uuid.NAMESPACE_URL, ctx.identifier_system)
-        self._base = hashlib.sha1(namespace.bytes, usedforsecurity=False)
-        self._base.update(f"{_report_key(ctx)}|".encode())
-        self._variant = self._base.copy()
-        self._variant.update(b"variant|")
-        self._chrom = ""
-        self._pos = 0
-        self._seen: dict[str, int] = {}
+        prefix = namespace.bytes + f"{_report_key(ctx)}|".encode()
+        self._base = hashlib.sha1(prefix, usedforsecurity=False)
+        #: the variant ids' state: the last locus and the names seen there
+        self.variants = VariantIds(prefix + b"variant|")
 
     def resource(self, kind: str) -> str:
         """The id of the conversion's one resource of ``kind`` (e.g. ``report``)."""
@@ -91,20 +90,11 @@ class IdFactory:
         h.update(kind.encode())
         return _format(h.hexdigest())
 
-    def variant(self, call: VariantCall) -> str:
-        """The id of one variant call; an identical one before it at its locus adds ``|n``."""
-        name = f"{call.chrom}|{call.pos}|{call.ref}|{call.alt}"
-        if call.structural is not None:
-            name = f"{name}|{call.structural.end}"
-        if call.pos == self._pos and call.chrom == self._chrom:
-            repeat = self._seen[name] = self._seen.get(name, 0) + 1
-            if repeat > 1:
-                name = f"{name}|{repeat}"
-        else:
-            self._chrom, self._pos, self._seen = call.chrom, call.pos, {name: 1}
-        h = self._variant.copy()
-        h.update(name.encode())
-        return _format(h.hexdigest())
+    def variant(self, call: VariantCall) -> tuple[str, bytes]:
+        """The id of one variant call, as text and as 16 bytes; an identical call before it
+        at its locus adds ``|n`` to the name."""
+        end = call.structural.end if call.structural is not None else None
+        return self.variants.variant(call.chrom, call.pos, call.ref, call.alt, end)
 
 
 def identifier(rid: str) -> dict[str, str]:

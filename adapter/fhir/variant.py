@@ -19,6 +19,9 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import orjson
+
+from .._native import Lane
 from ..model import (
     AnalysisContext,
     GenomeBuild,
@@ -231,7 +234,7 @@ class VariantBuilder:
 
     def build(self, call: VariantCall, genes: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
         """The Observation for ``call``; ``genes`` are (HGNC id, symbol) pairs when known."""
-        rid = self._ids.variant(call)
+        rid, _ = self._ids.variant(call)
         kinds: list[Kind] = []
         values: list[Any] = []
         notes = self._components(call, genes, kinds, values)
@@ -247,8 +250,14 @@ class VariantBuilder:
         only in their id and their components' values, so each shape is encoded once, from
         a probe, as a :class:`ResourceTemplate` that each call fills in. ``inspect`` is
         shown each Observation's description first (a checker: see adapter.conformance).
+        The function is the C lane (:class:`adapter._native.Lane`), with the Python
+        :class:`_Encoder` behind it for what the lane has not been taught.
         """
-        return _Encoder(self, encode, inspect)
+        encoder = _Encoder(self, encode, inspect)
+        changes = {c.value: c for c in ChangeType}
+        lane = Lane(self._ids.variants, changes, orjson.dumps, encoder, inspect)
+        encoder.native = lane
+        return lane
 
     def observation(
         self, rid: str, shape: Shape, values: Sequence[Any], notes: list[Note]
@@ -361,7 +370,10 @@ class _Encoder:
 
     Most calls are plain sequence alleles (no genes, notes, rs ids or SV fields); their
     shape follows from a short key, so their values are listed here directly, in the order
-    :meth:`VariantBuilder._components` gives, which the first call of each key proves.
+    :meth:`VariantBuilder._components` gives, which the first call of each key proves. Once
+    proven, a key's template goes to the C lane (:class:`adapter._native.Lane`), which then
+    makes the id, the notation and the encoding of each such call itself; this encoder sees
+    only the calls the lane does not take.
     """
 
     def __init__(
@@ -376,9 +388,10 @@ class _Encoder:
         self.shapes: dict[Shape, ResourceTemplate] = {}
         #: lane key -> its shape and the shape's template; None where the lane does not apply
         self.lanes: dict[tuple[Any, ...], tuple[Shape, ResourceTemplate] | None] = {}
+        self.native: Lane | None = None  # the lane this encoder teaches
 
     def __call__(self, call: VariantCall, genes: Sequence[tuple[str, str]] = ()) -> Encoded:
-        rid = self.builder._ids.variant(call)
+        rid, raw_id = self.builder._ids.variant(call)
         lane = None if genes else self._lane(call)
         notes: list[Note] = []
         template: ResourceTemplate | None
@@ -392,7 +405,6 @@ class _Encoder:
             template = None if notes else self._template(shape, len(values))
         if self.inspect is not None:
             self.inspect(rid, shape, values, notes)
-        raw_id = bytes.fromhex(rid.replace("-", ""))
         if template is None:  # free text: rare, encoded as it comes
             return self.encode(self.builder.observation(rid, shape, values, notes)), raw_id
         return template.fill(rid.encode(), values), raw_id
@@ -403,8 +415,10 @@ class _Encoder:
             return None
         b = self.builder
         locus = b._loci.get(call.chromosome) or b._locus(call.chromosome)
+        if self.native is not None:
+            self.native.place(call.chromosome, locus.accession)
         n = describe(locus.accession, call.pos, call.ref, call.alt)
-        if n is None:
+        if n is None or n.hgvs is None:
             return None
         values = [n.start, n.end, call.ref, call.alt, n.hgvs, n.spdi]
         af, depth = call.allele_frequency, call.allele_depth
@@ -416,6 +430,9 @@ class _Encoder:
         found = self.lanes.get(key, _UNSEEN)
         if found is _UNSEEN:
             found = self.lanes[key] = self._lane_shape(call, values)
+            if found is not None and self.native is not None:
+                shape, template = found
+                self.native.learn(key, shape, template.pieces, template.before, template.after)
         return None if found is None else (*found, values)
 
     def _lane_shape(

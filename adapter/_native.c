@@ -1,0 +1,1042 @@
+/*
+ * The per-variant hot path in C: variant ids, allele notation and the fast lane of encoding.
+ *
+ * Python describes what this computes and stays the reference: adapter/notation.py
+ * (describe), adapter/fhir/identifiers.py (IdFactory) and adapter/fhir/variant.py (_Encoder)
+ * call in here, and the tests hold both sides to the same bytes. Anything out of the
+ * ordinary (non-ASCII text, huge numbers, a lane not proven yet) is declined with None and
+ * left to Python.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <structmember.h>
+
+/* ---- SHA-1 (FIPS 180-4, section 6.1), for UUIDv5 ids --------------------------------- */
+
+typedef struct {
+    uint32_t h[5];
+    uint64_t length;
+    unsigned char block[64];
+    size_t used;
+} Sha1;
+
+static uint32_t rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+static void sha1_compress(uint32_t h[5], const unsigned char *p)
+{
+    uint32_t w[80];
+    for (int t = 0; t < 16; t++)
+        w[t] = (uint32_t)p[4 * t] << 24 | (uint32_t)p[4 * t + 1] << 16 |
+               (uint32_t)p[4 * t + 2] << 8 | (uint32_t)p[4 * t + 3];
+    for (int t = 16; t < 80; t++)
+        w[t] = rol(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int t = 0; t < 80; t++) {
+        uint32_t f, k;
+        if (t < 20) {
+            f = (b & c) | (~b & d);
+            k = 0x5a827999u;
+        } else if (t < 40) {
+            f = b ^ c ^ d;
+            k = 0x6ed9eba1u;
+        } else if (t < 60) {
+            f = (b & c) | (b & d) | (c & d);
+            k = 0x8f1bbcdcu;
+        } else {
+            f = b ^ c ^ d;
+            k = 0xca62c1d6u;
+        }
+        uint32_t next = rol(a, 5) + f + e + k + w[t];
+        e = d;
+        d = c;
+        c = rol(b, 30);
+        b = a;
+        a = next;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+}
+
+static void sha1_init(Sha1 *s)
+{
+    static const uint32_t start[5] = {0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u,
+                                      0xc3d2e1f0u};
+    memcpy(s->h, start, sizeof start);
+    s->length = 0;
+    s->used = 0;
+}
+
+static void sha1_update(Sha1 *s, const unsigned char *p, size_t n)
+{
+    s->length += n;
+    while (n) {
+        size_t take = 64 - s->used;
+        if (take > n)
+            take = n;
+        memcpy(s->block + s->used, p, take);
+        s->used += take;
+        p += take;
+        n -= take;
+        if (s->used == 64) {
+            sha1_compress(s->h, s->block);
+            s->used = 0;
+        }
+    }
+}
+
+static void sha1_final(Sha1 *s, unsigned char out[20])
+{
+    uint64_t bits = s->length * 8;
+    s->block[s->used++] = 0x80;
+    if (s->used > 56) {
+        memset(s->block + s->used, 0, 64 - s->used);
+        sha1_compress(s->h, s->block);
+        s->used = 0;
+    }
+    memset(s->block + s->used, 0, 56 - s->used);
+    for (int i = 0; i < 8; i++)
+        s->block[56 + i] = (unsigned char)(bits >> (56 - 8 * i));
+    sha1_compress(s->h, s->block);
+    for (int i = 0; i < 5; i++) {
+        out[4 * i] = (unsigned char)(s->h[i] >> 24);
+        out[4 * i + 1] = (unsigned char)(s->h[i] >> 16);
+        out[4 * i + 2] = (unsigned char)(s->h[i] >> 8);
+        out[4 * i + 3] = (unsigned char)s->h[i];
+    }
+}
+
+/* ---- growing byte buffers ------------------------------------------------------------- */
+
+typedef struct {
+    char *data;
+    size_t used, size;
+} Text;
+
+static int text_reserve(Text *t, size_t n)
+{
+    if (t->used + n <= t->size)
+        return 0;
+    size_t size = (t->used + n) * 2 + 256;
+    char *grown = PyMem_Realloc(t->data, size);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    t->data = grown;
+    t->size = size;
+    return 0;
+}
+
+static int text_put(Text *t, const char *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (text_reserve(t, n) < 0)
+        return -1;
+    memcpy(t->data + t->used, p, n);
+    t->used += n;
+    return 0;
+}
+
+static int text_char(Text *t, char c) { return text_put(t, &c, 1); }
+
+static int text_number(Text *t, long long n)
+{
+    char digits[24];
+    int at = 24;
+    unsigned long long u = n < 0 ? 0ull - (unsigned long long)n : (unsigned long long)n;
+    do {
+        digits[--at] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (n < 0)
+        digits[--at] = '-';
+    return text_put(t, digits + at, (size_t)(24 - at));
+}
+
+static int text_span(Text *t, long long first, long long last)
+{
+    if (text_number(t, first) < 0)
+        return -1;
+    if (first == last)
+        return 0;
+    return text_char(t, '_') < 0 ? -1 : text_number(t, last);
+}
+
+/* UTF-8 of a str (cached in the str by Python), or NULL with an exception set. */
+static const char *utf8(PyObject *text, Py_ssize_t *size)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "expected str");
+        return NULL;
+    }
+    return PyUnicode_AsUTF8AndSize(text, size);
+}
+
+static int as_position(PyObject *value, long long *out)
+{
+    *out = PyLong_AsLongLong(value);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* ---- VariantIds: IdFactory.variant's state and work ------------------------------------ */
+
+typedef struct {
+    char *name;
+    size_t size;
+    long count;
+} Seen;
+
+typedef struct {
+    PyObject_HEAD
+    Sha1 base;       /* the hash of everything before the variant's name */
+    PyObject *chrom; /* the locus of the last call (NULL before the first) */
+    long long pos;
+    Seen *seen; /* names at that locus and how often each came */
+    size_t n_seen, cap_seen;
+    Text name;
+} VariantIds;
+
+static void ids_forget(VariantIds *self)
+{
+    for (size_t i = 0; i < self->n_seen; i++)
+        PyMem_Free(self->seen[i].name);
+    self->n_seen = 0;
+}
+
+static int ids_init(VariantIds *self, PyObject *args, PyObject *kwds)
+{
+    Py_buffer prefix;
+    static char *names[] = {"prefix", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*", names, &prefix))
+        return -1;
+    sha1_init(&self->base);
+    sha1_update(&self->base, prefix.buf, (size_t)prefix.len);
+    PyBuffer_Release(&prefix);
+    Py_CLEAR(self->chrom);
+    ids_forget(self);
+    return 0;
+}
+
+static void ids_dealloc(VariantIds *self)
+{
+    ids_forget(self);
+    PyMem_Free(self->seen);
+    PyMem_Free(self->name.data);
+    Py_XDECREF(self->chrom);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* How many times this name has now come at this locus (a new locus forgets the last). */
+static long ids_count(VariantIds *self, PyObject *chrom, long long pos)
+{
+    int same = self->chrom != NULL && pos == self->pos &&
+               (chrom == self->chrom || PyUnicode_Compare(chrom, self->chrom) == 0);
+    if (PyErr_Occurred())
+        return -1;
+    if (!same) {
+        Py_INCREF(chrom);
+        Py_XSETREF(self->chrom, chrom);
+        self->pos = pos;
+        ids_forget(self);
+    }
+    const char *name = self->name.data;
+    size_t size = self->name.used;
+    for (size_t i = 0; i < self->n_seen; i++)
+        if (self->seen[i].size == size && memcmp(self->seen[i].name, name, size) == 0)
+            return ++self->seen[i].count;
+    if (self->n_seen == self->cap_seen) {
+        size_t cap = self->cap_seen * 2 + 4;
+        Seen *grown = PyMem_Realloc(self->seen, cap * sizeof(Seen));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->seen = grown;
+        self->cap_seen = cap;
+    }
+    char *copy = PyMem_Malloc(size ? size : 1);
+    if (copy == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(copy, name, size);
+    self->seen[self->n_seen++] = (Seen){copy, size, 1};
+    return 1;
+}
+
+static const char HEX[] = "0123456789abcdef";
+
+/* The id of a call: the UUIDv5 of its name chrom|pos|ref|alt (|end for structural
+ * variants, |n for the n-th identical call at one locus; see IdFactory), as 36 characters
+ * of text and as 16 bytes. */
+static int ids_make(VariantIds *self, PyObject *chrom, long long pos, PyObject *ref,
+                    PyObject *alt, PyObject *end, char text[36], unsigned char raw[16])
+{
+    Py_ssize_t cl, rl, al;
+    const char *c = utf8(chrom, &cl), *r = c ? utf8(ref, &rl) : NULL;
+    const char *a = r ? utf8(alt, &al) : NULL;
+    long long last = 0;
+    if (a == NULL || (end != Py_None && as_position(end, &last) < 0))
+        return -1;
+    Text *t = &self->name;
+    t->used = 0;
+    if (text_put(t, c, (size_t)cl) < 0 || text_char(t, '|') < 0 || text_number(t, pos) < 0 ||
+        text_char(t, '|') < 0 || text_put(t, r, (size_t)rl) < 0 || text_char(t, '|') < 0 ||
+        text_put(t, a, (size_t)al) < 0)
+        return -1;
+    if (end != Py_None && (text_char(t, '|') < 0 || text_number(t, last) < 0))
+        return -1;
+    long repeat = ids_count(self, chrom, pos);
+    if (repeat < 0)
+        return -1;
+    if (repeat > 1 && (text_char(t, '|') < 0 || text_number(t, repeat) < 0))
+        return -1;
+    Sha1 h = self->base;
+    unsigned char digest[20];
+    sha1_update(&h, (const unsigned char *)t->data, t->used);
+    sha1_final(&h, digest);
+    memcpy(raw, digest, 16);
+    raw[6] = (unsigned char)(0x50 | (raw[6] & 0x0f));
+    raw[8] = (unsigned char)(0x80 | (raw[8] & 0x3f));
+    int at = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            text[at++] = '-';
+        text[at++] = HEX[raw[i] >> 4];
+        text[at++] = HEX[raw[i] & 15];
+    }
+    return 0;
+}
+
+static PyObject *ids_variant(VariantIds *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long pos;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "variant(chrom, pos, ref, alt, end)");
+        return NULL;
+    }
+    if (as_position(args[1], &pos) < 0)
+        return NULL;
+    char text[36];
+    unsigned char raw[16];
+    if (ids_make(self, args[0], pos, args[2], args[3], args[4], text, raw) < 0)
+        return NULL;
+    return Py_BuildValue("(s#y#)", text, (Py_ssize_t)36, raw, (Py_ssize_t)16);
+}
+
+static PyMethodDef ids_methods[] = {
+    {"variant", (PyCFunction)(void (*)(void))ids_variant, METH_FASTCALL,
+     "variant(chrom, pos, ref, alt, end) -> (id text, 16 id bytes); see IdFactory.variant"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject VariantIdsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "adapter._native.VariantIds",
+    .tp_basicsize = sizeof(VariantIds),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "VariantIds(prefix): UUIDv5 ids of variant names hashed after ``prefix``",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)ids_init,
+    .tp_dealloc = (destructor)ids_dealloc,
+    .tp_methods = ids_methods,
+};
+
+/* ---- describe: SPDI, g.HGVS and change type of a sequence allele ----------------------- */
+
+enum { NO_CHANGE, SNV, MNV, DELETION, INSERTION, DELINS, DUPLICATION, INVERSION, CHANGES };
+static const char *const CHANGE_NAMES[CHANGES] = {
+    "", "SNV", "MNV", "deletion", "insertion", "delins", "duplication", "inversion",
+};
+
+static char base_of(char c)
+{
+    switch (c) {
+    case 'A': case 'a': return 'A';
+    case 'C': case 'c': return 'C';
+    case 'G': case 'g': return 'G';
+    case 'T': case 't': return 'T';
+    default: return 0;
+    }
+}
+
+static char complement(char c)
+{
+    switch (c) {
+    case 'A': return 'T';
+    case 'C': return 'G';
+    case 'G': return 'C';
+    case 'T': return 'A';
+    default: return 'N';
+    }
+}
+
+/* Upper-cased copy of an allele to the end of ``out``; 0 unless it is all of ACGTN. */
+static int sequence(const char *s, Py_ssize_t n, Text *out)
+{
+    if (n == 0 || text_reserve(out, (size_t)n) < 0)
+        return 0;
+    char *to = out->data + out->used;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = (char)(s[i] >= 'a' && s[i] <= 'z' ? s[i] - 32 : s[i]);
+        if (c != 'A' && c != 'C' && c != 'G' && c != 'T' && c != 'N')
+            return 0;
+        to[i] = c;
+    }
+    out->used += (size_t)n;
+    return 1;
+}
+
+/* The HGVS change after "g." onto ``t`` (nothing for an unnamed insertion); its type. */
+static int hgvs_change(Text *t, const char *ref, Py_ssize_t prefix, long long first,
+                       const char *del, Py_ssize_t dl, const char *ins, Py_ssize_t il)
+{
+    long long last = first + dl - 1;
+    if (il == 0)
+        return text_span(t, first, last) < 0 || text_put(t, "del", 3) < 0 ? -1 : DELETION;
+    if (dl == 0) {
+        if (il <= prefix && memcmp(ref + prefix - il, ins, (size_t)il) == 0)
+            return text_span(t, first - il, first - 1) < 0 || text_put(t, "dup", 3) < 0
+                       ? -1
+                       : DUPLICATION;
+        if (first < 2)
+            return INSERTION;
+        return text_span(t, first - 1, first) < 0 || text_put(t, "ins", 3) < 0 ||
+                       text_put(t, ins, (size_t)il) < 0
+                   ? -1
+                   : INSERTION;
+    }
+    if (dl == il) {
+        int inverted = 1;
+        for (Py_ssize_t i = 0; i < dl && inverted; i++)
+            inverted = ins[i] == complement(del[dl - 1 - i]);
+        if (inverted)
+            return text_span(t, first, last) < 0 || text_put(t, "inv", 3) < 0 ? -1 : INVERSION;
+    }
+    if (text_span(t, first, last) < 0 || text_put(t, "delins", 6) < 0 ||
+        text_put(t, ins, (size_t)il) < 0)
+        return -1;
+    return dl == il ? MNV : DELINS;
+}
+
+/* What describe finds of an allele; the text lives in the buffers it was given. */
+typedef struct {
+    int change;           /* NO_CHANGE: not a sequence change */
+    long long start, end; /* 1-based, inclusive, the REF as written */
+    int has_hgvs;         /* 0 for an insertion before the first base */
+} Notation;
+
+/* Describe an allele: SPDI into ``spdi``, g.HGVS into ``hgvs`` (both emptied first),
+ * ``scratch`` for the upper-cased alleles. -1 on error. */
+static int describe_allele(const char *acc, size_t accl, long long pos, PyObject *ref_obj,
+                           PyObject *alt_obj, Text *spdi, Text *hgvs, Text *scratch,
+                           Notation *out)
+{
+    out->change = NO_CHANGE;
+    spdi->used = hgvs->used = scratch->used = 0;
+    if (!PyUnicode_IS_ASCII(ref_obj) || !PyUnicode_IS_ASCII(alt_obj))
+        return 0;
+    const char *ref = PyUnicode_DATA(ref_obj), *alt = PyUnicode_DATA(alt_obj);
+    Py_ssize_t rl = PyUnicode_GET_LENGTH(ref_obj), al = PyUnicode_GET_LENGTH(alt_obj);
+    if (text_put(spdi, acc, accl) < 0 || text_char(spdi, ':') < 0 ||
+        text_put(hgvs, acc, accl) < 0 || text_put(hgvs, ":g.", 3) < 0)
+        return -1;
+    if (rl == 1 && al == 1) {
+        char base = base_of(ref[0]), new = base_of(alt[0]);
+        if (!base || !new || base == new)
+            return 0;
+        char change[3] = {base, '>', new};
+        if (text_number(spdi, pos - 1) < 0 || text_char(spdi, ':') < 0 ||
+            text_char(spdi, base) < 0 || text_char(spdi, ':') < 0 || text_char(spdi, new) < 0 ||
+            text_number(hgvs, pos) < 0 || text_put(hgvs, change, 3) < 0)
+            return -1;
+        *out = (Notation){SNV, pos, pos, 1};
+        return 0;
+    }
+    if (!sequence(ref, rl, scratch) || !sequence(alt, al, scratch))
+        return PyErr_Occurred() ? -1 : 0;
+    const char *R = scratch->data, *A = scratch->data + rl;
+    if (rl == al && memcmp(R, A, (size_t)rl) == 0)
+        return 0;
+    Py_ssize_t limit = rl < al ? rl : al, prefix = 0, suffix = 0;
+    while (prefix < limit && R[prefix] == A[prefix])
+        prefix++;
+    Py_ssize_t dl = rl - prefix, il = al - prefix;
+    limit = dl < il ? dl : il;
+    while (suffix < limit && R[rl - 1 - suffix] == A[al - 1 - suffix])
+        suffix++;
+    dl -= suffix;
+    il -= suffix;
+    long long first = pos + prefix;
+    size_t bare = hgvs->used;
+    int change = hgvs_change(hgvs, R, prefix, first, R + prefix, dl, A + prefix, il);
+    if (change < 0 || text_number(spdi, first - 1) < 0 || text_char(spdi, ':') < 0 ||
+        text_put(spdi, R + prefix, (size_t)dl) < 0 || text_char(spdi, ':') < 0 ||
+        text_put(spdi, A + prefix, (size_t)il) < 0)
+        return -1;
+    *out = (Notation){change, pos, pos + rl - 1, hgvs->used > bare};
+    return 0;
+}
+
+static PyObject *text_str(const Text *t)
+{
+    return PyUnicode_DecodeUTF8(t->data ? t->data : "", (Py_ssize_t)t->used, NULL);
+}
+
+static PyObject *native_describe(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    long long pos;
+    Py_ssize_t accl;
+    if (nargs != 4 || !PyUnicode_Check(args[2]) || !PyUnicode_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "describe(accession, pos, ref, alt) of str and int");
+        return NULL;
+    }
+    const char *acc = utf8(args[0], &accl);
+    if (acc == NULL || as_position(args[1], &pos) < 0)
+        return NULL;
+    Text spdi = {NULL, 0, 0}, hgvs = {NULL, 0, 0}, scratch = {NULL, 0, 0};
+    Notation n;
+    PyObject *result = NULL;
+    if (describe_allele(acc, (size_t)accl, pos, args[2], args[3], &spdi, &hgvs, &scratch, &n) ==
+        0) {
+        if (n.change == NO_CHANGE)
+            result = Py_NewRef(Py_None);
+        else
+            result = Py_BuildValue("(sLLNN)", CHANGE_NAMES[n.change], n.start, n.end,
+                                   text_str(&spdi), n.has_hgvs ? text_str(&hgvs) : Py_NewRef(Py_None));
+    }
+    PyMem_Free(spdi.data);
+    PyMem_Free(hgvs.data);
+    PyMem_Free(scratch.data);
+    return result;
+}
+
+/* ---- Lane: the fast lane of _Encoder -------------------------------------------------- */
+
+/* A proven lane key and its template. */
+typedef struct {
+    PyObject *chromosome, *zygosity; /* compared by identity: the reader shares them */
+    int change;
+    Py_ssize_t count;
+    int has_depth;
+    PyObject *shape, *pieces; /* pieces: bytes between the holes */
+    Py_ssize_t before;        /* id holes before the values */
+} Entry;
+
+typedef struct {
+    PyObject_HEAD
+    VariantIds *ids;
+    PyObject *fallback; /* the Python encoder, for calls off the lane */
+    PyObject *inspect;  /* shown each call's description first, or None */
+    PyObject *dumps;    /* orjson.dumps, for what is not plain */
+    PyObject *accessions; /* chromosome -> accession */
+    PyObject *floats;     /* float -> its JSON (allele frequencies repeat) */
+    PyObject *changes[CHANGES]; /* ChangeType members */
+    Entry *entries;
+    size_t n_entries, cap_entries;
+    Text out, spdi, hgvs, scratch;
+} Lane;
+
+static PyObject *STR_structural, *STR_record_id, *STR_filters, *STR_chromosome, *STR_pos,
+    *STR_ref, *STR_alt, *STR_chrom, *STR_zygosity, *STR_allele_frequency, *STR_allele_depth,
+    *STR_PASS;
+
+enum { FLOATS_KEPT = 4096 };
+
+static int lane_init(Lane *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *ids, *changes, *dumps, *fallback, *inspect;
+    static char *names[] = {"ids", "changes", "dumps", "fallback", "inspect", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOO", names, &VariantIdsType, &ids,
+                                     &PyDict_Type, &changes, &dumps, &fallback, &inspect))
+        return -1;
+    for (int c = SNV; c < CHANGES; c++) {
+        PyObject *member = PyDict_GetItemString(changes, CHANGE_NAMES[c]);
+        if (member == NULL) {
+            PyErr_Format(PyExc_KeyError, "changes lacks %s", CHANGE_NAMES[c]);
+            return -1;
+        }
+        Py_XSETREF(self->changes[c], Py_NewRef(member));
+    }
+    Py_XSETREF(self->ids, (VariantIds *)Py_NewRef(ids));
+    Py_XSETREF(self->dumps, Py_NewRef(dumps));
+    Py_XSETREF(self->fallback, Py_NewRef(fallback));
+    Py_XSETREF(self->inspect, Py_NewRef(inspect));
+    Py_XSETREF(self->accessions, PyDict_New());
+    Py_XSETREF(self->floats, PyDict_New());
+    return self->accessions && self->floats ? 0 : -1;
+}
+
+/* The fallback encoder teaches the lane, so they hold each other: the lane takes part in
+ * garbage collection. */
+static int lane_traverse(Lane *self, visitproc visit, void *arg)
+{
+    for (size_t i = 0; i < self->n_entries; i++) {
+        Py_VISIT(self->entries[i].chromosome);
+        Py_VISIT(self->entries[i].zygosity);
+        Py_VISIT(self->entries[i].shape);
+        Py_VISIT(self->entries[i].pieces);
+    }
+    for (int c = 0; c < CHANGES; c++)
+        Py_VISIT(self->changes[c]);
+    Py_VISIT(self->ids);
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->inspect);
+    Py_VISIT(self->dumps);
+    Py_VISIT(self->accessions);
+    Py_VISIT(self->floats);
+    return 0;
+}
+
+static int lane_clear(Lane *self)
+{
+    for (size_t i = 0; i < self->n_entries; i++) {
+        Py_CLEAR(self->entries[i].chromosome);
+        Py_CLEAR(self->entries[i].zygosity);
+        Py_CLEAR(self->entries[i].shape);
+        Py_CLEAR(self->entries[i].pieces);
+    }
+    self->n_entries = 0;
+    for (int c = 0; c < CHANGES; c++)
+        Py_CLEAR(self->changes[c]);
+    Py_CLEAR(self->ids);
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->inspect);
+    Py_CLEAR(self->dumps);
+    Py_CLEAR(self->accessions);
+    Py_CLEAR(self->floats);
+    return 0;
+}
+
+static void lane_dealloc(Lane *self)
+{
+    PyObject_GC_UnTrack(self);
+    lane_clear(self);
+    PyMem_Free(self->entries);
+    PyMem_Free(self->out.data);
+    PyMem_Free(self->spdi.data);
+    PyMem_Free(self->hgvs.data);
+    PyMem_Free(self->scratch.data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Whether the lane is whole (not torn down by the garbage collector); else an error. */
+static int lane_ready(Lane *self)
+{
+    if (self->ids && self->fallback && self->inspect && self->dumps && self->accessions &&
+        self->floats && self->changes[SNV])
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "the lane is not initialised");
+    return 0;
+}
+
+static PyObject *lane_place(Lane *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!lane_ready(self))
+        return NULL;
+    if (nargs != 2 || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "place(chromosome, accession)");
+        return NULL;
+    }
+    if (PyDict_SetItem(self->accessions, args[0], args[1]) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static int change_of(Lane *self, PyObject *member)
+{
+    for (int c = SNV; c < CHANGES; c++)
+        if (self->changes[c] == member)
+            return c;
+    return NO_CHANGE;
+}
+
+/* learn((chromosome, change, zygosity, count, has_depth), shape, pieces, before, after) */
+static PyObject *lane_learn(Lane *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!lane_ready(self))
+        return NULL;
+    if (nargs != 5 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 5 ||
+        !PyTuple_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "learn(key, shape, pieces, before, after)");
+        return NULL;
+    }
+    PyObject *key = args[0];
+    Py_ssize_t count = PyLong_AsSsize_t(PyTuple_GET_ITEM(key, 3));
+    Py_ssize_t before = PyLong_AsSsize_t(args[3]), after = PyLong_AsSsize_t(args[4]);
+    int has_depth = PyObject_IsTrue(PyTuple_GET_ITEM(key, 4));
+    int change = change_of(self, PyTuple_GET_ITEM(key, 1));
+    if (PyErr_Occurred() || has_depth < 0)
+        return NULL;
+    if (change == NO_CHANGE || PyTuple_GET_SIZE(args[2]) != before + count + after + 1) {
+        PyErr_SetString(PyExc_ValueError, "learn: an unknown change, or holes and values differ");
+        return NULL;
+    }
+    if (self->n_entries == self->cap_entries) {
+        size_t cap = self->cap_entries * 2 + 8;
+        Entry *grown = PyMem_Realloc(self->entries, cap * sizeof(Entry));
+        if (grown == NULL)
+            return PyErr_NoMemory();
+        self->entries = grown;
+        self->cap_entries = cap;
+    }
+    self->entries[self->n_entries++] = (Entry){
+        Py_NewRef(PyTuple_GET_ITEM(key, 0)), Py_NewRef(PyTuple_GET_ITEM(key, 2)), change, count,
+        has_depth, Py_NewRef(args[1]), Py_NewRef(args[2]), before,
+    };
+    Py_RETURN_NONE;
+}
+
+/* One value of a lane call. */
+typedef struct {
+    enum { V_NUMBER, V_TEXT, V_OBJECT } kind;
+    long long number;
+    const Text *text;
+    PyObject *object; /* borrowed */
+} Value;
+
+/* Append a str's JSON if it needs no escaping; 0 if it does (nothing appended). */
+static int put_plain(Text *t, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\' || s[i] == 0x7f ||
+            (unsigned char)s[i] > 0x7f)
+            return 0;
+    return text_char(t, '"') < 0 || text_put(t, s, n) < 0 || text_char(t, '"') < 0 ? -1 : 1;
+}
+
+static int put_object(Lane *self, Text *t, PyObject *value)
+{
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (!overflow && !(n == -1 && PyErr_Occurred()))
+            return text_number(t, n);
+        PyErr_Clear();
+    } else if (PyUnicode_CheckExact(value) && PyUnicode_IS_ASCII(value)) {
+        int done = put_plain(t, PyUnicode_DATA(value), (size_t)PyUnicode_GET_LENGTH(value));
+        if (done != 0)
+            return done < 0 ? -1 : 0;
+    }
+    int is_float = PyFloat_CheckExact(value);
+    PyObject *encoded = is_float ? PyDict_GetItemWithError(self->floats, value) : NULL;
+    if (encoded != NULL) {
+        Py_INCREF(encoded);
+    } else {
+        if (PyErr_Occurred())
+            return -1;
+        encoded = PyObject_CallOneArg(self->dumps, value);
+        if (encoded == NULL || !PyBytes_Check(encoded)) {
+            Py_XDECREF(encoded);
+            return -1;
+        }
+        if (is_float) {
+            if (PyDict_GET_SIZE(self->floats) >= FLOATS_KEPT)
+                PyDict_Clear(self->floats);
+            if (PyDict_SetItem(self->floats, value, encoded) < 0) {
+                Py_DECREF(encoded);
+                return -1;
+            }
+        }
+    }
+    int failed = text_put(t, PyBytes_AS_STRING(encoded), (size_t)PyBytes_GET_SIZE(encoded));
+    Py_DECREF(encoded);
+    return failed;
+}
+
+static int put_value(Lane *self, Text *t, const Value *v)
+{
+    if (v->kind == V_NUMBER)
+        return text_number(t, v->number);
+    if (v->kind == V_TEXT) {
+        int done = put_plain(t, v->text->data, v->text->used);
+        if (done != 0)
+            return done < 0 ? -1 : 0;
+        PyObject *s = text_str(v->text);
+        int failed = s == NULL ? -1 : put_object(self, t, s);
+        Py_XDECREF(s);
+        return failed;
+    }
+    return put_object(self, t, v->object);
+}
+
+/* The encoded Observation into self->out: pieces, with the id or a value in each hole. */
+static int fill(Lane *self, const Entry *e, const char rid[36], const Value *values)
+{
+    Py_ssize_t holes = PyTuple_GET_SIZE(e->pieces) - 1;
+    Text *t = &self->out;
+    t->used = 0;
+    for (Py_ssize_t i = 0; i <= holes; i++) {
+        PyObject *piece = PyTuple_GET_ITEM(e->pieces, i);
+        if (text_put(t, PyBytes_AS_STRING(piece), (size_t)PyBytes_GET_SIZE(piece)) < 0)
+            return -1;
+        if (i == holes)
+            break;
+        Py_ssize_t v = i - e->before;
+        int failed = v < 0 || v >= e->count ? text_put(t, rid, 36)
+                                            : put_value(self, t, &values[v]);
+        if (failed)
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *value_object(const Value *v)
+{
+    if (v->kind == V_NUMBER)
+        return PyLong_FromLongLong(v->number);
+    if (v->kind == V_TEXT)
+        return text_str(v->text);
+    return Py_NewRef(v->object);
+}
+
+/* Show the inspector the call as Python would: (id, shape, values, notes). */
+static int show(Lane *self, const Entry *e, const char rid[36], const Value *values)
+{
+    PyObject *list = PyList_New(e->count);
+    if (list == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < e->count; i++) {
+        PyObject *item = value_object(&values[i]);
+        if (item == NULL) {
+            Py_DECREF(list);
+            return -1;
+        }
+        PyList_SET_ITEM(list, i, item);
+    }
+    PyObject *result = PyObject_CallFunction(self->inspect, "s#OO[]", rid, (Py_ssize_t)36,
+                                             e->shape, list);
+    Py_DECREF(list);
+    Py_XDECREF(result);
+    return result == NULL ? -1 : 0;
+}
+
+/* Whether a call's filters are () or ("PASS",). */
+static int unfiltered(PyObject *filters)
+{
+    if (!PyTuple_Check(filters))
+        return 0;
+    Py_ssize_t n = PyTuple_GET_SIZE(filters);
+    if (n == 0)
+        return 1;
+    PyObject *only = PyTuple_GET_ITEM(filters, 0);
+    return n == 1 && PyUnicode_Check(only) && PyUnicode_Compare(only, STR_PASS) == 0;
+}
+
+/* Attributes of the call the lane reads, as new references (NULL where unread). */
+typedef struct {
+    PyObject *chromosome, *pos, *ref, *alt, *chrom, *zygosity, *af, *depth;
+} Call;
+
+static void call_release(Call *c)
+{
+    Py_XDECREF(c->chromosome);
+    Py_XDECREF(c->pos);
+    Py_XDECREF(c->ref);
+    Py_XDECREF(c->alt);
+    Py_XDECREF(c->chrom);
+    Py_XDECREF(c->zygosity);
+    Py_XDECREF(c->af);
+    Py_XDECREF(c->depth);
+}
+
+/* 1 if the call may take the lane (see _Encoder._lane), with its attributes read. */
+static int call_read(PyObject *obj, Call *c)
+{
+    PyObject *structural = PyObject_GetAttr(obj, STR_structural);
+    PyObject *record = structural ? PyObject_GetAttr(obj, STR_record_id) : NULL;
+    PyObject *filters = record ? PyObject_GetAttr(obj, STR_filters) : NULL;
+    int open = filters && structural == Py_None && unfiltered(filters) &&
+               (record == Py_None || PyObject_IsTrue(record) == 0);
+    Py_XDECREF(structural);
+    Py_XDECREF(record);
+    Py_XDECREF(filters);
+    if (!open)
+        return PyErr_Occurred() ? -1 : 0;
+    c->chromosome = PyObject_GetAttr(obj, STR_chromosome);
+    c->pos = PyObject_GetAttr(obj, STR_pos);
+    c->ref = PyObject_GetAttr(obj, STR_ref);
+    c->alt = PyObject_GetAttr(obj, STR_alt);
+    c->chrom = PyObject_GetAttr(obj, STR_chrom);
+    c->zygosity = PyObject_GetAttr(obj, STR_zygosity);
+    c->af = PyObject_GetAttr(obj, STR_allele_frequency);
+    c->depth = PyObject_GetAttr(obj, STR_allele_depth);
+    if (!c->chromosome || !c->pos || !c->ref || !c->alt || !c->chrom || !c->zygosity ||
+        !c->af || !c->depth)
+        return -1;
+    return PyUnicode_Check(c->ref) && PyUnicode_Check(c->alt) && PyUnicode_Check(c->chrom);
+}
+
+static const Entry *find(Lane *self, const Call *c, int change, Py_ssize_t count, int has_depth)
+{
+    for (size_t i = 0; i < self->n_entries; i++) {
+        const Entry *e = &self->entries[i];
+        if (e->change == change && e->count == count && e->has_depth == has_depth &&
+            e->zygosity == c->zygosity &&
+            (e->chromosome == c->chromosome ||
+             (PyUnicode_Check(c->chromosome) && PyUnicode_Check(e->chromosome) &&
+              PyUnicode_Compare(e->chromosome, c->chromosome) == 0)))
+            return e;
+    }
+    return NULL;
+}
+
+/* The encoding of a lane call into self->out and its id; 1 done, 0 off the lane, -1 error. */
+static int lane_encode(Lane *self, PyObject *obj, char rid[36], unsigned char raw[16])
+{
+    Call c = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    long long pos;
+    Py_ssize_t accl;
+    int result = call_read(obj, &c);
+    if (result <= 0 || as_position(c.pos, &pos) < 0)
+        goto done;
+    result = -1;
+    PyObject *accession = PyDict_GetItemWithError(self->accessions, c.chromosome);
+    if (accession == NULL) {
+        result = PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    const char *acc = utf8(accession, &accl);
+    Notation n = {NO_CHANGE, 0, 0, 0};
+    if (acc == NULL || describe_allele(acc, (size_t)accl, pos, c.ref, c.alt, &self->spdi,
+                                       &self->hgvs, &self->scratch, &n) < 0)
+        goto done;
+    Value values[8] = {
+        {V_NUMBER, n.start, NULL, NULL}, {V_NUMBER, n.end, NULL, NULL},
+        {V_OBJECT, 0, NULL, c.ref},      {V_OBJECT, 0, NULL, c.alt},
+        {V_TEXT, 0, &self->hgvs, NULL},  {V_TEXT, 0, &self->spdi, NULL},
+    };
+    Py_ssize_t count = 6;
+    if (c.af != Py_None) {
+        double f = PyFloat_AsDouble(c.af);
+        if (f == -1.0 && PyErr_Occurred())
+            goto done;
+        if (isfinite(f))
+            values[count++] = (Value){V_OBJECT, 0, NULL, c.af};
+    }
+    int has_depth = c.depth != Py_None;
+    if (has_depth)
+        values[count++] = (Value){V_OBJECT, 0, NULL, c.depth};
+    const Entry *e = n.change == NO_CHANGE || !n.has_hgvs ? NULL
+                                                        : find(self, &c, n.change, count, has_depth);
+    if (e == NULL) {
+        result = 0;
+        goto done;
+    }
+    if (ids_make(self->ids, c.chrom, pos, c.ref, c.alt, Py_None, rid, raw) < 0 ||
+        (self->inspect != Py_None && show(self, e, rid, values) < 0) ||
+        fill(self, e, rid, values) < 0)
+        goto done;
+    result = 1;
+done:
+    call_release(&c);
+    return result;
+}
+
+/* lane(call, genes=()) -> (the encoded Observation, its 16-byte id) */
+static PyObject *lane_call(Lane *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *call, *genes = NULL;
+    static char *names[] = {"call", "genes", NULL};
+    if (!lane_ready(self) || !PyArg_ParseTupleAndKeywords(args, kwds, "O|O", names, &call, &genes))
+        return NULL;
+    if (genes == NULL || PyObject_Length(genes) == 0) {
+        if (PyErr_Occurred())
+            return NULL;
+        char rid[36];
+        unsigned char raw[16];
+        int found = lane_encode(self, call, rid, raw);
+        if (found < 0)
+            return NULL;
+        if (found)
+            return Py_BuildValue("(y#y#)", self->out.data, (Py_ssize_t)self->out.used, raw,
+                                 (Py_ssize_t)16);
+    }
+    return PyObject_Call(self->fallback, args, kwds);
+}
+
+static PyMethodDef lane_methods[] = {
+    {"place", (PyCFunction)(void (*)(void))lane_place, METH_FASTCALL,
+     "place(chromosome, accession): the RefSeq accession of a chromosome"},
+    {"learn", (PyCFunction)(void (*)(void))lane_learn, METH_FASTCALL,
+     "learn(key, shape, pieces, before, after): a lane key's proven template"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef lane_members[] = {
+    {"fallback", T_OBJECT_EX, offsetof(Lane, fallback), 0, "the encoder of calls off the lane"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject LaneType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "adapter._native.Lane",
+    .tp_basicsize = sizeof(Lane),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Lane(ids, changes, dumps, fallback, inspect): _Encoder's fast lane",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)lane_init,
+    .tp_dealloc = (destructor)lane_dealloc,
+    .tp_traverse = (traverseproc)lane_traverse,
+    .tp_clear = (inquiry)lane_clear,
+    .tp_free = PyObject_GC_Del,
+    .tp_call = (ternaryfunc)lane_call,
+    .tp_methods = lane_methods,
+    .tp_members = lane_members,
+};
+
+/* ---- the module ------------------------------------------------------------------------ */
+
+static PyMethodDef module_methods[] = {
+    {"describe", (PyCFunction)(void (*)(void))native_describe, METH_FASTCALL,
+     "describe(accession, pos, ref, alt) -> (change, start, end, spdi, hgvs | None) | None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "adapter._native",
+    .m_doc = "The per-variant hot path in C (see the source's opening comment).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+static int intern_names(void)
+{
+    struct {
+        PyObject **slot;
+        const char *text;
+    } names[] = {
+        {&STR_structural, "structural"}, {&STR_record_id, "record_id"},
+        {&STR_filters, "filters"},       {&STR_chromosome, "chromosome"},
+        {&STR_pos, "pos"},               {&STR_ref, "ref"},
+        {&STR_alt, "alt"},               {&STR_chrom, "chrom"},
+        {&STR_zygosity, "zygosity"},     {&STR_allele_frequency, "allele_frequency"},
+        {&STR_allele_depth, "allele_depth"}, {&STR_PASS, "PASS"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return -1;
+    return 0;
+}
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    if (intern_names() < 0 || PyType_Ready(&VariantIdsType) < 0 || PyType_Ready(&LaneType) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&native_module);
+    if (module == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(module, "VariantIds", (PyObject *)&VariantIdsType) < 0 ||
+        PyModule_AddObjectRef(module, "Lane", (PyObject *)&LaneType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

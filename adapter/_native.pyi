@@ -1,0 +1,30 @@
+"""Types of the C hot path (adapter/_native.c)."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+def describe(
+    accession: str, pos: int, ref: str, alt: str
+) -> tuple[str, int, int, str, str | None] | None: ...
+
+class VariantIds:
+    def __init__(self, prefix: bytes) -> None: ...
+    def variant(
+        self, chrom: str, pos: int, ref: str, alt: str, end: int | None
+    ) -> tuple[str, bytes]: ...
+
+class Lane:
+    fallback: Callable[..., tuple[bytes, bytes]]
+    def __init__(
+        self,
+        ids: VariantIds,
+        changes: dict[str, Any],
+        dumps: Callable[[Any], bytes],
+        fallback: Callable[..., tuple[bytes, bytes]],
+        inspect: Callable[[str, Any, list[Any], list[Any]], None] | None,
+    ) -> None: ...
+    def __call__(self, call: Any, genes: Sequence[Any] = ()) -> tuple[bytes, bytes]: ...
+    def place(self, chromosome: str, accession: str) -> None: ...
+    def learn(
+        self, key: tuple[Any, ...], shape: Any, pieces: tuple[bytes, ...], before: int, after: int
+    ) -> None: ...
