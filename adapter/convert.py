@@ -178,7 +178,7 @@ class _Writing:
         self.writer, self.summary, self.progress = writer, summary, progress
 
     def send(self, pieces: list[bytes], ids: bytearray, count: int, records: int) -> None:
-        self.writer.add_encoded(b"".join(pieces), bytes(ids))
+        self.writer.add_encoded(pieces, bytes(ids))
         self.summary.variants_converted += count
         if self.progress is not None:
             self.progress(records, self.summary.variants_converted)

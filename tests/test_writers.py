@@ -17,6 +17,7 @@ from test_fhir_variant import parse, snv, sv_call
 
 from adapter.assembly import accession
 from adapter.errors import InputError, OptionsError, OutputError
+from adapter.fhir import writers
 from adapter.fhir.report import ReportBuilder
 from adapter.fhir.variant import VariantBuilder
 from adapter.fhir.writers import ReferenceList, ResourceWriter, _chunks, open_writer
@@ -133,18 +134,43 @@ def test_ndjson_folder(tmp_path: Path) -> None:
     assert all(r["reference"].startswith("Observation/") for r in report["result"])
 
 
+def output_bytes(path: Path) -> dict[str, bytes]:
+    """A Bundle file's bytes, or an NDJSON folder's files' bytes, by name."""
+    if path.is_dir():
+        return {p.name: p.read_bytes() for p in path.iterdir()}
+    return {"": path.read_bytes()}
+
+
 @pytest.mark.parametrize("form", ["transaction", "collection", "ndjson"])
 def test_identical_input_gives_identical_bytes(tmp_path: Path, form: str) -> None:
     ctx = full_context()
     first, second = tmp_path / "a", tmp_path / "b"
     convert(form, first, ctx)
     convert(form, second, ctx)
-    if form == "ndjson":
-        assert {p.name: p.read_bytes() for p in first.iterdir()} == {
-            p.name: p.read_bytes() for p in second.iterdir()
-        }
-    else:
-        assert first.read_bytes() == second.read_bytes()
+    assert output_bytes(first) == output_bytes(second)
+
+
+@pytest.mark.parametrize("form", ["transaction", "collection", "ndjson"])
+def test_writing_behind_changes_no_byte(
+    tmp_path: Path, form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Told to write behind every few bytes, the writer flushes, advises and writes on
+    as often as it can; the output is what it was."""
+    ctx = full_context()
+    first, second = tmp_path / "a", tmp_path / "b"
+    convert(form, first, ctx)
+    advised: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def advise(fd: int, offset: int, length: int, advice: int) -> None:
+        advised.append((offset, length))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(writers, "_WRITE_BEHIND", 16)
+    monkeypatch.setattr(os, "posix_fadvise", advise)
+    convert(form, second, ctx)
+    assert len(advised) > 2
+    assert output_bytes(first) == output_bytes(second)
 
 
 @pytest.mark.parametrize("form", ["transaction", "collection", "ndjson"])

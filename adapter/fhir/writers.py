@@ -45,6 +45,7 @@ __all__ = [
 
 FORMS = ("transaction", "collection", "ndjson")
 _UUID_BYTES = 16
+_WRITE_BEHIND = 64 << 20  # bytes of output written before the kernel is told to write them
 _BATCH = 4096  # references serialised at a time when streaming a ReferenceList
 #: UUID text 8-4-4-4-12: (first, last) hex digit of each group, and where it goes
 _UUID_GROUPS = ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24))
@@ -184,6 +185,7 @@ class ResourceWriter(ABC):
         self._variant_ids = bytearray()
         self._counts: dict[str, int] = {}
         self._open = False
+        self._behind: dict[IO[bytes], int] = {}  # how far each file was written behind
 
     def __enter__(self) -> ResourceWriter:
         self.open()
@@ -217,7 +219,7 @@ class ResourceWriter(ABC):
         :meth:`encode_variant` makes of a probe is a template for every Observation of its
         shape (:meth:`VariantBuilder.encoding`).
         """
-        self.add_encoded(self.encode_variant(resource), variant_id(resource))
+        self.add_encoded((self.encode_variant(resource),), variant_id(resource))
 
     def encode_variant(self, resource: dict[str, Any]) -> bytes:
         """A Variant Observation as this form writes it, for :meth:`add_encoded`.
@@ -226,8 +228,8 @@ class ResourceWriter(ABC):
         """
         return b"".join(self._encode("Observation", self._variant(resource)))
 
-    def add_encoded(self, data: bytes | Part, ids: bytes) -> None:
-        """Variants encoded by :meth:`encode_variant`, concatenated, as bytes or as a range
+    def add_encoded(self, data: Sequence[bytes] | Part, ids: bytes) -> None:
+        """Variants encoded by :meth:`encode_variant`, in order, or concatenated as a range
         of a file (copied by the kernel), and their 16-byte ids."""
         if not self._open:
             raise OutputError("the writer is not open")
@@ -236,7 +238,7 @@ class ResourceWriter(ABC):
                 if data.length:
                     self._copy("Observation", data)
             elif data:
-                self._put("Observation", iter((data,)))
+                self._put("Observation", iter(data))
         except OSError as e:
             raise OutputError(f"cannot write {self.destination}: {e}") from e
         self._variant_ids += ids
@@ -325,6 +327,7 @@ class ResourceWriter(ABC):
         skip = self._opening(file)
         file.write(next(pieces)[skip:])
         file.writelines(pieces)
+        self._write_behind(file)
 
     def _copy(self, resource_type: str, part: Part) -> None:
         """Write encoded resources held in a range of another file."""
@@ -332,6 +335,19 @@ class ResourceWriter(ABC):
         skip = self._opening(file)
         file.flush()
         _copy_range(part.fd, part.offset + skip, part.length - skip, file)
+        self._write_behind(file)
+
+    def _write_behind(self, file: IO[bytes]) -> None:
+        """Have the kernel write the output to disk as it grows, and drop from memory what
+        is written: a whole genome's output (gigabytes) neither fills the page cache nor
+        leaves the final fsync to write it all."""
+        end = file.tell()
+        start = self._behind.get(file, 0)
+        if end - start >= _WRITE_BEHIND and hasattr(os, "posix_fadvise"):
+            file.flush()
+            since = max(0, start - _WRITE_BEHIND)  # the last window is on disk by now
+            os.posix_fadvise(file.fileno(), since, end - since, os.POSIX_FADV_DONTNEED)
+            self._behind[file] = end
 
     def _opening(self, file: IO[bytes]) -> int:
         """Write what comes before the first resource; how many of the encoded resources'
