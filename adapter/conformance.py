@@ -26,6 +26,8 @@ Check = Callable[[dict[str, Any]], None]
 _MAX_ISSUES = 50
 _ENDS = 2
 _PARTS_KEPT = 65_536  # valid parts remembered (most values recur: bases, depths, codes)
+_RECALL_TRIAL = 4096  # parts of a kind looked up before its recall is judged
+_RECALL_WORTH = 8  # a kind stays looked up while at least one in this many is found
 
 
 def checker(validator: Validator, summary: ConversionSummary) -> Check:
@@ -102,6 +104,11 @@ class VariantChecks:
         }
         self.shapes: set[Shape] = set()
         self.valid: set[tuple[Kind, tuple[Any, ...]]] = set()
+        #: per shape, its valued kinds and where their values are
+        self.valued: dict[Shape, tuple[tuple[Kind, int, int], ...]] = {}
+        #: per kind, [parts looked up in ``valid``, found there]: kinds whose values hardly
+        #: recur (positions, HGVS) stop being looked up
+        self.recall: dict[Kind, list[int]] = {}
 
     def __call__(self, rid: str, shape: Shape, values: list[Any], notes: list[Note]) -> None:
         if notes or shape not in self.shapes or not self._parts_valid(rid, shape, values):
@@ -113,19 +120,35 @@ class VariantChecks:
         """Whether the id, the identifier and each valued component are valid in place."""
         if not self._valid("id", rid) or not self._valid("identifier", identifier(rid)):
             return False
-        start = 0
-        for kind in shape:
-            end = start + kind.arity
-            if end > start:
-                key = (kind, tuple(values[start:end]))
-                if key not in self.valid:
-                    if not self._valid("component", kind.make(*key[1])):
-                        return False
-                    if len(self.valid) >= _PARTS_KEPT:
-                        self.valid.clear()
-                    self.valid.add(key)
-            start = end
+        valued = self.valued.get(shape)
+        if valued is None:
+            valued = self.valued[shape] = _valued(shape)
+        for kind, start, end in valued:
+            key = (kind, tuple(values[start:end]))
+            recall = self.recall.get(kind) or self.recall.setdefault(kind, [0, 0])
+            remembered = recall[0] < _RECALL_TRIAL or recall[1] * _RECALL_WORTH >= recall[0]
+            if remembered:
+                recall[0] += 1
+                if key in self.valid:
+                    recall[1] += 1
+                    continue
+            if not self._valid("component", kind.make(*key[1])):
+                return False
+            if remembered:
+                if len(self.valid) >= _PARTS_KEPT:
+                    self.valid.clear()
+                self.valid.add(key)
         return True
 
     def _valid(self, element: str, value: Any) -> bool:
-        return all(i.severity != "error" for i in self.parts[element](value))
+        return all(issue.severity != "error" for issue in self.parts[element](value))
+
+
+def _valued(shape: Shape) -> tuple[tuple[Kind, int, int], ...]:
+    """The kinds of a shape that take values, with the range of their values."""
+    found, start = [], 0
+    for kind in shape:
+        if kind.arity:
+            found.append((kind, start, start + kind.arity))
+        start += kind.arity
+    return tuple(found)

@@ -81,3 +81,24 @@ def test_part_checker_reports_a_component_against_its_slice(validator: Validator
     bad = {"code": good["code"], "valueQuantity": {"value": 1}}
     issues = check(bad)
     assert any(i.severity == "error" and i.path.startswith("Observation.component") for i in issues)
+
+
+def test_part_checker_tells_slices_apart_by_code_not_by_the_code_seen_before(
+    validator: Validator,
+) -> None:
+    """The slice a code decides is remembered by the code object: a different code object,
+    even of equal text, is matched afresh, and a known one still has its value checked."""
+    profile = "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/variant"
+    ref_allele = {"coding": [{"system": "http://loinc.org", "code": "69547-8"}]}
+    depth = {"coding": [{"system": "http://loinc.org", "code": "82121-5"}]}
+    check = validator.part_checker(profile, "component")
+    assert errors(check({"code": ref_allele, "valueString": "A"})) == []
+    assert errors(check({"code": depth, "valueQuantity": {"value": 3}})) == []
+    assert errors(check({"code": depth, "valueString": "A"}))
+    copied = {"coding": [dict(ref_allele["coding"][0])]}
+    assert errors(check({"code": copied, "valueString": "A"})) == []
+    assert errors(check({"code": copied, "valueQuantity": {"value": 3}}))
+
+
+def errors(issues: list[Any]) -> list[Any]:
+    return [i for i in issues if i.severity == "error"]

@@ -18,7 +18,7 @@ from .fastpath import FastPaths
 from .findings import Finding, Found, add, under
 from .memo import Memo
 from .primitives import Primitives
-from .structure import Kind, Node, Prop, Slicing
+from .structure import Kind, Node, Prop, Slice, Slicing
 from .terminology import Terminology
 
 __all__ = ["IG_CANONICAL", "Validator"]
@@ -30,6 +30,7 @@ IG_CANONICAL = "http://hl7.org/fhir/uv/genomics-reporting/"
 _Context = dict[str, str] | None
 _T = TypeVar("_T")
 _REF_TYPES_KEPT = 4096
+_PICKS_KEPT = 256  # deciding children remembered per part checker (codes: a few dozen)
 
 
 class Validator:
@@ -83,7 +84,9 @@ class Validator:
 
         For resources made from parts already checked in place (see adapter.conformance):
         rules across the whole resource (cardinalities, slice counts, invariants) are not
-        checked here.
+        checked here. Such parts share their unchanging codes, so where one child decides
+        the slice (:class:`Exact`), a value whose child is the very object an earlier
+        value's was belongs to the same slice.
         """
         url = unversioned(profile)
         node = self._compiler.structure(url)
@@ -91,12 +94,13 @@ class Validator:
         if node is None or prop is None:
             raise PackageError(f"{url} has no element {element} to check a part against")
         root, slicing = f"{node.path}.{element}", prop.slicing
+        pick = _Picker(slicing) if slicing is not None else None
 
         def check(value: Any) -> list[ValidationIssue]:
             found: Found = None
             matched = prop
-            if slicing is not None:
-                picked = slicing.match(value)
+            if slicing is not None and pick is not None:
+                picked = pick(value)
                 if picked is not None:
                     matched = picked.prop
                 elif slicing.closed:
@@ -381,3 +385,28 @@ def _lazy_array(value: Any) -> bool:
     """A sequence standing in for a JSON array, e.g. the writers' 16-byte-per-item
     reference list behind a million-variant report's ``result``."""
     return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+class _Picker:
+    """A slicing's match, remembered by the identity of the deciding child (see
+    :meth:`Validator.part_checker`)."""
+
+    __slots__ = ("known", "slicing")
+
+    def __init__(self, slicing: Slicing) -> None:
+        self.slicing = slicing
+        #: id(child) -> (the child, held so its id stays its own; the slice it decides)
+        self.known: dict[int, tuple[Any, Slice | None]] = {}
+
+    def __call__(self, value: Any) -> Slice | None:
+        exact = self.slicing.exact
+        if exact is None or type(value) is not dict:
+            return self.slicing.match(value)
+        child = value.get(exact.element)
+        known = self.known.get(id(child))
+        if known is not None and known[0] is child:
+            return known[1]
+        picked = self.slicing.match(value)
+        if len(self.known) < _PICKS_KEPT:
+            self.known[id(child)] = (child, picked)
+        return picked
