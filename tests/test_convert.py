@@ -172,6 +172,25 @@ def _is_variant(resource: dict[str, Any]) -> bool:
     return resource["resourceType"] == "Observation" and codes[0]["code"] == "69548-6"
 
 
+def test_regression_insertion_before_the_first_base_after_a_proven_insertion(
+    tmp_path: Path,
+) -> None:
+    """An insertion at POS 1 has no g.HGVS; once another insertion had proven the lane's
+    template, it took the lane and wrote null where the HGVS goes."""
+    header = (VCF / "snv.vcf").read_text().split("#CHROM")[0]
+    columns = "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n"
+    records = [
+        f"chr1\t{pos}\t.\t{ref}\t{alt}\t50\tPASS\t.\tGT:AD\t0/1:10,10\n"
+        for pos, ref, alt in [(100, "A", "AT"), (200, "C", "CG"), (1, "A", "TA")]
+    ]
+    vcf = tmp_path / "unsorted.vcf"
+    vcf.write_text(header + columns + "".join(records))
+    out = tmp_path / "out.json"
+    convert_vcf(vcf, out, replace(BASE, validate=False))
+    assert b"null" not in out.read_bytes()
+    assert validate_path(out).errors == []
+
+
 def test_filtered_records_are_counted_not_lost(tmp_path: Path) -> None:
     kept = convert_vcf(
         VCF / "filtered.vcf", tmp_path / "a.json", replace(BASE, include_filtered=True)
