@@ -9,7 +9,7 @@ RUN npm pack hl7.fhir.uv.genomics-reporting@3.0.0
 # The adapter's C hot path (adapter/_native.c) is compiled here, where gcc is.
 FROM python:3.11-bookworm AS wheel
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY adapter ./adapter
 COPY mappings ./mappings
 COPY profiles ./profiles
