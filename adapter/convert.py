@@ -149,7 +149,7 @@ def convert_vcf(
                 out = _Writing(writer, summary, progress)
                 checks = variant_checks(validator, builder, summary)
                 make_variants(reader, builder, writer, checks, out, chunk=chunk)
-            for resource in ReportBuilder(ctx).build(writer.variant_references()):
+            for resource in ReportBuilder(ctx).build(writer.result_references()):
                 check(resource)
                 writer.add(resource)
             summary.resources_written = writer.counts()

@@ -45,8 +45,8 @@ def convert(
         for i, call in enumerate(calls()):
             if i == fail_after:
                 raise Boom
-            writer.add_variant(builder.build(call))
-        for resource in ReportBuilder(ctx).build(writer.variant_references()):
+            writer.add_result(builder.build(call))
+        for resource in ReportBuilder(ctx).build(writer.result_references()):
             writer.add(resource)
     return writer
 
@@ -197,8 +197,8 @@ def test_memory_per_variant_is_sixteen_bytes(tmp_path: Path) -> None:
     with open_writer("collection", tmp_path / "x.json", full_context()) as writer:
         builder = VariantBuilder(full_context(), accession)
         for call in calls():
-            writer.add_variant(builder.build(call))
-        refs = writer.variant_references()
+            writer.add_result(builder.build(call))
+        refs = writer.result_references()
         assert len(refs._ids) == 16 * len(calls())
 
 
@@ -248,7 +248,7 @@ def test_a_variant_repeated_far_apart_fails_the_conversion(tmp_path: Path) -> No
     ):
         builder = VariantBuilder(ctx, accession)
         for call in [snv(), snv(pos=2000), snv()]:
-            w.add_variant(builder.build(call))
+            w.add_result(builder.build(call))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -260,6 +260,6 @@ def test_output_gets_the_mode_a_plain_write_would(tmp_path: Path, form: str) -> 
     out = tmp_path / ("out" if form == "ndjson" else "out.json")
     with open_writer(form, out, full_context()) as writer:
         builder = VariantBuilder(full_context(), accession)
-        writer.add_variant(builder.build(snv()))
+        writer.add_result(builder.build(snv()))
     expected = (0o777 if form == "ndjson" else 0o666) & ~mask
     assert stat.S_IMODE(out.stat().st_mode) == expected

@@ -176,13 +176,13 @@ class ResourceWriter(ABC):
     As a context manager it opens on entry, closes on success and aborts on an exception.
     """
 
-    #: prefix of the references :meth:`variant_references` yields
+    #: prefix of the references :meth:`result_references` yields
     reference_prefix = "urn:uuid:"
 
     def __init__(self, destination: Path, ctx: AnalysisContext) -> None:
         self.destination = destination
         self._ctx = ctx
-        self._variant_ids = bytearray()
+        self._result_ids = bytearray()
         self._counts: dict[str, int] = {}
         self._open = False
         self._behind: dict[IO[bytes], int] = {}  # how far each file was written behind
@@ -212,8 +212,9 @@ class ResourceWriter(ABC):
             raise OutputError(f"cannot write beside {self.destination}: {e}") from e
         self._open = True
 
-    def add_variant(self, resource: dict[str, Any]) -> None:
-        """Write a Variant Observation and remember it for the report.
+    def add_result(self, resource: dict[str, Any]) -> None:
+        """Write an Observation the report lists as a result (a Variant, a biomarker, an
+        implication) and remember it for the report.
 
         Writers only serialise and rearrange top-level elements (id, subject): what
         :meth:`encode_variant` makes of a probe is a template for every Observation of its
@@ -241,7 +242,7 @@ class ResourceWriter(ABC):
                 self._put("Observation", iter(data))
         except OSError as e:
             raise OutputError(f"cannot write {self.destination}: {e}") from e
-        self._variant_ids += ids
+        self._result_ids += ids
 
     def add(self, resource: dict[str, Any]) -> None:
         """Write any other resource (report, study, analysis, data file)."""
@@ -250,13 +251,13 @@ class ResourceWriter(ABC):
         self._counts[rtype] = self._counts.get(rtype, 0) + 1
         self._write(resource)
 
-    def variant_references(self) -> ReferenceList:
-        """References to every variant added so far, in this writer's form."""
-        return ReferenceList(self._variant_ids, self.reference_prefix)
+    def result_references(self) -> ReferenceList:
+        """References to every result (variants first) added so far, in this writer's form."""
+        return ReferenceList(self._result_ids, self.reference_prefix)
 
     def counts(self) -> dict[str, int]:
-        """Resources written, by resource type; variants (first) are counted by their ids."""
-        variants = len(self._variant_ids) // _UUID_BYTES
+        """Resources written, by resource type; results (Observations) are counted by their ids."""
+        variants = len(self._result_ids) // _UUID_BYTES
         counts = {"Observation": variants} if variants else {}
         for rtype, count in self._counts.items():
             counts[rtype] = counts.get(rtype, 0) + count
@@ -280,7 +281,7 @@ class ResourceWriter(ABC):
         if not self._open:
             return
         self._open = False
-        if (repeated := _repeated(self._variant_ids)) is not None:
+        if (repeated := _repeated(self._result_ids)) is not None:
             self._discard()
             raise InputError(
                 f"the same variant occurs twice, in records that are not adjacent (id {repeated}); "
