@@ -20,9 +20,10 @@ from .convert import (
     optional_pair,
     parse_instant,
     patient_ref,
+    tumor_biomarkers,
 )
 from .errors import AdapterError, InputError, UnknownSampleError
-from .model import ConversionSummary, GenomeBuild, GenomicSourceClass, Sex
+from .model import ConversionSummary, GenomeBuild, GenomicSourceClass, MicrosatelliteStatus, Sex
 from .regions import parse_region
 
 __all__ = ["main"]
@@ -94,6 +95,10 @@ def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--issued", help="report time, ISO 8601 with zone (default: ##fileDate, else file time)"
     )
     p.add_argument("--heteroplasmy-threshold", type=float, default=0.95)
+    p.add_argument("--tmb", type=float, metavar="N", help="tumor mutational burden, mutations/Mb")
+    p.add_argument(
+        "--msi", choices=[s.value for s in MicrosatelliteStatus], help="microsatellite status"
+    )
     p.add_argument(
         "--jobs",
         type=int,
@@ -156,6 +161,7 @@ def _convert_options(args: argparse.Namespace) -> ConvertOptions:
         issued=parse_instant(args.issued) if args.issued else None,
         heteroplasmy_threshold=args.heteroplasmy_threshold,
         jobs=args.jobs,
+        tumor=tumor_biomarkers(args.tmb, args.msi),
     )
 
 

@@ -8,6 +8,7 @@ the whole conversion (and validation, when asked) succeeded.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 from .assembly import accession
 from .conformance import checker, sharing, variant_checks
 from .errors import InputError, OptionsError
+from .fhir.biomarker import biomarker_observations
 from .fhir.report import ReportBuilder
 from .fhir.variant import VariantBuilder
 from .fhir.writers import ResourceWriter, open_writer
@@ -28,8 +30,10 @@ from .model import (
     GenomeBuild,
     GenomicRegion,
     GenomicSourceClass,
+    MicrosatelliteStatus,
     PatientRef,
     Sex,
+    TumorBiomarkers,
 )
 from .parallel import Job, ProgressCallback, convert_in_parallel, make_variants
 from .readers.vcf import VcfReader
@@ -44,6 +48,7 @@ __all__ = [
     "pair",
     "parse_instant",
     "patient_ref",
+    "tumor_biomarkers",
 ]
 
 #: inputs this large are converted by several processes unless ``jobs`` says otherwise
@@ -85,8 +90,10 @@ class ConvertOptions:
     issued: datetime | None = None
     heteroplasmy_threshold: float = 0.95
     input_name: str | None = None
-    #: processes that build the variants; 0: one per core (up to 4) for inputs over 8 MiB
+    #: processes that read and build the variants; 0: one per core (up to 8) over 8 MiB
     jobs: int = 0
+    #: whole-tumor measures to report beside the variants (molecular-biomarker Observations)
+    tumor: TumorBiomarkers | None = None
 
     def check(self) -> None:
         """Reject contradictory or impossible options before any work is done."""
@@ -105,6 +112,9 @@ class ConvertOptions:
             raise OptionsError("the heteroplasmy threshold must lie between 0.5 and 1.0")
         if self.jobs < 0:
             raise OptionsError("jobs must be 0 (automatic) or a number of processes")
+        burden = self.tumor.mutational_burden if self.tumor else None
+        if burden is not None and not (math.isfinite(burden) and burden >= 0):
+            raise OptionsError("the tumor mutational burden is mutations per megabase, 0 or more")
         if self.issued is not None and self.issued.tzinfo is None:
             raise OptionsError("the issued time needs a time zone (e.g. 2026-01-31T12:00:00Z)")
 
@@ -149,6 +159,9 @@ def convert_vcf(
                 out = _Writing(writer, summary, progress)
                 checks = variant_checks(validator, builder, summary)
                 make_variants(reader, builder, writer, checks, out, chunk=chunk)
+            for biomarker in biomarker_observations(ctx):
+                check(biomarker)
+                writer.add_result(biomarker)
             for resource in ReportBuilder(ctx).build(writer.result_references()):
                 check(resource)
                 writer.add(resource)
@@ -217,6 +230,7 @@ def _context(
         include_document_reference=options.include_document_reference,
         caller=reader.header.source,
         file_date=reader.header.file_date,
+        tumor=options.tumor,
     )
 
 
@@ -270,6 +284,18 @@ def patient_ref(literal: str | None, identifier: str | None) -> PatientRef:
         system, value = pair(identifier, "patient identifier")
         return PatientRef(identifier_system=system, identifier_value=value)
     raise OptionsError("name the patient by id or by identifier (system|value)", field="patient")
+
+
+def tumor_biomarkers(burden: float | None, msi: str | None) -> TumorBiomarkers | None:
+    """Tumor measures from option values; None when neither is given."""
+    if burden is None and msi is None:
+        return None
+    try:
+        status = MicrosatelliteStatus(msi) if msi is not None else None
+    except ValueError:
+        allowed = ", ".join(s.value for s in MicrosatelliteStatus)
+        raise OptionsError(f"msi must be one of {allowed}; got {msi!r}", field="msi") from None
+    return TumorBiomarkers(burden, status)
 
 
 def pair(text: str, what: str) -> tuple[str, str]:

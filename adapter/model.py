@@ -20,10 +20,12 @@ __all__ = [
     "GenomeBuild",
     "GenomicRegion",
     "GenomicSourceClass",
+    "MicrosatelliteStatus",
     "PatientRef",
     "Sex",
     "StructuralVariant",
     "SvType",
+    "TumorBiomarkers",
     "VariantCall",
     "Zygosity",
 ]
@@ -162,6 +164,23 @@ class AnalysisContext:
     caller: str | None = None  # ##source from the VCF header
     file_date: str | None = None  # ##fileDate from the VCF header
     extra_input_paths: Sequence[Path] = field(default=())
+    tumor: TumorBiomarkers | None = None  # measured by the lab beside the calls
+
+
+class MicrosatelliteStatus(StrEnum):
+    """Microsatellite status of a tumor (LOINC 81695-9)."""
+
+    MSI_H = "MSI-H"
+    MSI_L = "MSI-L"
+    MSS = "MSS"
+
+
+@dataclass(frozen=True, slots=True)
+class TumorBiomarkers:
+    """Whole-tumor measures a lab reports beside the variants."""
+
+    mutational_burden: float | None = None  # mutations per megabase
+    microsatellite_status: MicrosatelliteStatus | None = None
 
 
 @dataclass(slots=True)

@@ -28,6 +28,7 @@ from .convert import (
     optional_pair,
     parse_instant,
     patient_ref,
+    tumor_biomarkers,
 )
 from .errors import AdapterError, OptionsError
 from .model import GenomeBuild, GenomicSourceClass, Sex
@@ -105,7 +106,7 @@ def options_from_fields(fields: Mapping[str, list[str]], *, input_name: str) -> 
         "patient", "patient_identifier", "sample", "build", "source_class", "sex", "format",
         "region", "include_filtered", "validate", "document_reference", "report_id",
         "specimen", "specimen_identifier", "order_identifier", "performer", "issued",
-        "heteroplasmy_threshold",
+        "heteroplasmy_threshold", "tmb", "msi",
     }  # fmt: skip
     unknown = sorted(set(fields) - known)
     if unknown:
@@ -135,8 +136,11 @@ def options_from_fields(fields: Mapping[str, list[str]], *, input_name: str) -> 
         order_identifier=optional_pair(one("order_identifier"), "order_identifier"),
         performer=one("performer"),
         issued=parse_instant(text) if (text := one("issued")) else None,
-        heteroplasmy_threshold=_number(one("heteroplasmy_threshold"), 0.95),
+        heteroplasmy_threshold=_default(
+            _number(one("heteroplasmy_threshold"), "heteroplasmy_threshold"), 0.95
+        ),
         input_name=input_name,
+        tumor=tumor_biomarkers(_number(one("tmb"), "tmb"), one("msi")),
     )
 
 
@@ -162,13 +166,17 @@ def _flag(text: str | None, name: str) -> bool:
     raise OptionsError(f"{name} must be true or false; got {text!r}", field=name)
 
 
-def _number(text: str | None, default: float) -> float:
+def _default(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def _number(text: str | None, name: str) -> float | None:
     if text is None:
-        return default
+        return None
     try:
         return float(text)
     except ValueError:
-        raise OptionsError(f"not a number: {text!r}", field="heteroplasmy_threshold") from None
+        raise OptionsError(f"{name} is not a number: {text!r}", field=name) from None
 
 
 def _base_name(filename: str | None) -> str:

@@ -165,3 +165,19 @@ def test_validate_accepts_a_bulk_ndjson_folder(
     assert "warning:" not in printed  # listed only with --warnings
     (tmp_path / "empty").mkdir()
     assert main(["validate", str(tmp_path / "empty")]) == 3
+
+
+def test_tumor_measures_become_biomarker_observations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bundle.json"
+    args = ["--tmb", "9.5", "--msi", "MSS", "--validate", "--out", out]
+    code, err = run(capsys, "convert", EXAMPLE, *PATIENT, *ISSUED, *args)
+    assert code == 0, err
+    data = out.read_bytes()
+    assert b'"94076-7"' in data
+    assert b'"LA14122-8"' in data
+    with pytest.raises(SystemExit) as raised:
+        run(capsys, "convert", EXAMPLE, *PATIENT, "--msi", "high", "--out", out)
+    assert raised.value.code == 2
+    assert "--msi" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from adapter.errors import (
     ValidationFailed,
     ValidationIssue,
 )
-from adapter.model import GenomicRegion, PatientRef, Sex
+from adapter.model import GenomicRegion, MicrosatelliteStatus, PatientRef, Sex, TumorBiomarkers
 from adapter.parallel import _cut, _locus
 
 OPTIONS = ConvertOptions(
@@ -52,7 +52,7 @@ def tiny_spans(monkeypatch: pytest.MonkeyPatch) -> None:
         ("sex_mito.vcf", {"sex": Sex.MALE}),
         ("sv.vcf", {"validate": True}),
         ("empty.vcf", {}),
-        ("snv.vcf.gz", {}),
+        ("snv.vcf.gz", {"tumor": TumorBiomarkers(7.0, MicrosatelliteStatus.MSI_H)}),
         ("gvcf.g.vcf", {}),
         ("regions.vcf", {"regions": (GenomicRegion("chr1", 0, 20_000),)}),
     ],

@@ -121,6 +121,17 @@ def test_missing_file_and_bad_options_are_400(base_url: str) -> None:
     r = post(base_url, EXAMPLE.read_bytes(), colour="blue")
     assert r.status_code == 400
     assert "colour" in r.json()["issue"][0]["diagnostics"]
+    for field, value in (("tmb", "many"), ("msi", "high")):
+        r = post(base_url, EXAMPLE.read_bytes(), **{field: value})
+        assert r.status_code == 400
+        assert r.json()["issue"][0]["expression"] == [field]
+
+
+def test_tumor_measures_as_form_fields(base_url: str) -> None:
+    r = post(base_url, EXAMPLE.read_bytes(), tmb="4.25", msi="MSI-H", format="collection")
+    assert r.status_code == 200, r.text
+    values = [e["resource"].get("valueQuantity") for e in r.json()["entry"]]
+    assert {"value": 4.25, "unit": "mutations/Mb"} in values
 
 
 def test_unknown_sample_is_422_and_names_the_samples(base_url: str) -> None:

@@ -1,0 +1,72 @@
+"""Tumor biomarkers as molecular-biomarker Observations: mutational burden and microsatellite
+status, as the lab measured them beside the variant calls.
+
+They are results of the report like the variants. Codes come from ``mappings/answer_codes.csv``,
+shaped as the IG's examples TMBExample and MSIExample: the biomarker category both as a
+category and as a component (molecular sequence adjacent).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import AnalysisContext, TumorBiomarkers
+from .codes import concept, effective_time, instant, profile
+from .identifiers import (
+    IdFactory,
+    identifier,
+    patient_reference,
+    performer_reference,
+    specimen_reference,
+)
+
+__all__ = ["biomarker_observations"]
+
+#: Quantity.unit of the mutational burden (LOINC 94076-7 is "Mutations/Megabase")
+TMB_UNIT = "mutations/Mb"
+
+
+def biomarker_observations(ctx: AnalysisContext) -> list[dict[str, Any]]:
+    """The molecular-biomarker Observations of what ``ctx.tumor`` holds (none if nothing)."""
+    tumor = ctx.tumor or TumorBiomarkers()
+    found = []
+    if tumor.mutational_burden is not None:
+        value = {"value": tumor.mutational_burden, "unit": TMB_UNIT}
+        found.append(_observation(ctx, "tmb", {"valueQuantity": value}))
+    if tumor.microsatellite_status is not None:
+        status = concept("msi-status", tumor.microsatellite_status)
+        found.append(_observation(ctx, "msi", {"valueCodeableConcept": status}))
+    return found
+
+
+def _observation(ctx: AnalysisContext, kind: str, value: dict[str, Any]) -> dict[str, Any]:
+    rid = IdFactory(ctx).resource(f"biomarker-{kind}")
+    obs: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": rid,
+        "meta": {"profile": [profile("molecular-biomarker")]},
+        "identifier": [identifier(rid)],
+        "status": "final",
+        "category": [
+            concept("category", "laboratory"),
+            concept("category", "biomarker"),
+            concept("category", "genetics"),
+        ],
+        "code": concept("resource-code", kind),
+        "subject": patient_reference(ctx.patient),
+    }
+    optional = {
+        "effectiveDateTime": effective_time(ctx.file_date, ctx.issued),
+        "issued": instant(ctx.issued),
+        "performer": [p] if (p := performer_reference(ctx)) else None,
+    }
+    obs.update((k, v) for k, v in optional.items() if v is not None)
+    obs.update(value)
+    if (specimen := specimen_reference(ctx)) is not None:
+        obs["specimen"] = specimen
+    category = {
+        "code": concept("category", "biomarker"),
+        "valueCodeableConcept": concept("biomarker-category", "molgen"),
+    }
+    obs["component"] = [category]
+    return obs
