@@ -100,6 +100,9 @@ def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--msi", choices=[s.value for s in MicrosatelliteStatus], help="microsatellite status"
     )
     p.add_argument(
+        "--knowledge", type=Path, metavar="FILE", help="actionability knowledge file (TSV)"
+    )
+    p.add_argument(
         "--jobs",
         type=int,
         default=0,
@@ -162,6 +165,7 @@ def _convert_options(args: argparse.Namespace) -> ConvertOptions:
         heteroplasmy_threshold=args.heteroplasmy_threshold,
         jobs=args.jobs,
         tumor=tumor_biomarkers(args.tmb, args.msi),
+        knowledge=args.knowledge,
     )
 
 

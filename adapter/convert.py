@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -21,6 +21,7 @@ from .assembly import accession
 from .conformance import checker, sharing, variant_checks
 from .errors import InputError, OptionsError
 from .fhir.biomarker import biomarker_observations
+from .fhir.implication import therapeutic_implication
 from .fhir.report import ReportBuilder
 from .fhir.variant import VariantBuilder
 from .fhir.writers import ResourceWriter, open_writer
@@ -36,6 +37,7 @@ from .model import (
     TumorBiomarkers,
 )
 from .parallel import Job, ProgressCallback, convert_in_parallel, make_variants
+from .readers.knowledge import KnowledgeBase, read_knowledge
 from .readers.vcf import VcfReader
 from .regions import read_bed
 from .validation import load_validator
@@ -94,6 +96,8 @@ class ConvertOptions:
     jobs: int = 0
     #: whole-tumor measures to report beside the variants (molecular-biomarker Observations)
     tumor: TumorBiomarkers | None = None
+    #: an actionability knowledge file (see adapter.readers.knowledge)
+    knowledge: Path | None = None
 
     def check(self) -> None:
         """Reject contradictory or impossible options before any work is done."""
@@ -132,6 +136,7 @@ def convert_vcf(
         raise InputError("no such file", source=str(source))
     studied = read_bed(options.regions_bed) if options.regions_bed else ()
     uncallable = read_bed(options.uncallable_bed) if options.uncallable_bed else ()
+    knowledge = read_knowledge(options.knowledge) if options.knowledge else None
     digest, size = _sha256(source)
     summary = ConversionSummary()
     reading: dict[str, Any] = {
@@ -146,6 +151,8 @@ def convert_vcf(
         ctx = _context(
             options, reader, source, digest, size, studied=studied, uncallable=uncallable
         )
+        if knowledge is not None:
+            ctx = replace(ctx, knowledge=knowledge.label())
         validator = load_validator() if options.validate else None
         check = checker(validator, summary) if validator else _unchecked
         form = options.output_format.value
@@ -159,14 +166,23 @@ def convert_vcf(
                 out = _Writing(writer, summary, progress)
                 checks = variant_checks(validator, builder, summary)
                 make_variants(reader, builder, writer, checks, out, chunk=chunk)
-            for biomarker in biomarker_observations(ctx):
-                check(biomarker)
-                writer.add_result(biomarker)
+            for finding in _findings(ctx, knowledge):
+                check(finding)
+                writer.add_result(finding)
             for resource in ReportBuilder(ctx).build(writer.result_references()):
                 check(resource)
                 writer.add(resource)
             summary.resources_written = writer.counts()
     return summary
+
+
+def _findings(ctx: AnalysisContext, knowledge: KnowledgeBase | None) -> Iterator[dict[str, Any]]:
+    """The results beside the variants: biomarkers, then what the knowledge says of them."""
+    biomarkers = biomarker_observations(ctx)
+    yield from biomarkers.values()
+    if knowledge is not None and ctx.tumor is not None:
+        for kind, rule in knowledge.for_tumor(ctx.tumor):
+            yield therapeutic_implication(ctx, knowledge, rule, biomarkers[kind]["id"])
 
 
 def _unchecked(_resource: dict[str, Any]) -> None:

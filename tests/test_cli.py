@@ -181,3 +181,17 @@ def test_tumor_measures_become_biomarker_observations(
         run(capsys, "convert", EXAMPLE, *PATIENT, "--msi", "high", "--out", out)
     assert raised.value.code == 2
     assert "--msi" in capsys.readouterr().err
+
+
+def test_knowledge_file_yields_therapeutic_implications(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bundle.json"
+    knowledge = ROOT / "examples" / "actionability.tsv"
+    args = ["--msi", "MSI-H", "--knowledge", knowledge, "--validate", "--out", out]
+    code, err = run(capsys, "convert", EXAMPLE, *PATIENT, *ISSUED, *args)
+    assert code == 0, err
+    assert out.read_bytes().count(b"StructureDefinition/therapeutic-implication") == 1
+    code, err = run(capsys, "convert", EXAMPLE, *PATIENT, "--knowledge", tmp_path, "--out", out)
+    assert code == 3
+    assert "knowledge file" in err

@@ -26,16 +26,17 @@ __all__ = ["biomarker_observations"]
 TMB_UNIT = "mutations/Mb"
 
 
-def biomarker_observations(ctx: AnalysisContext) -> list[dict[str, Any]]:
-    """The molecular-biomarker Observations of what ``ctx.tumor`` holds (none if nothing)."""
+def biomarker_observations(ctx: AnalysisContext) -> dict[str, dict[str, Any]]:
+    """The molecular-biomarker Observations of what ``ctx.tumor`` holds, by biomarker
+    (``tmb``, ``msi``); none if it holds nothing."""
     tumor = ctx.tumor or TumorBiomarkers()
-    found = []
+    found = {}
     if tumor.mutational_burden is not None:
         value = {"value": tumor.mutational_burden, "unit": TMB_UNIT}
-        found.append(_observation(ctx, "tmb", {"valueQuantity": value}))
+        found["tmb"] = _observation(ctx, "tmb", {"valueQuantity": value})
     if tumor.microsatellite_status is not None:
         status = concept("msi-status", tumor.microsatellite_status)
-        found.append(_observation(ctx, "msi", {"valueCodeableConcept": status}))
+        found["msi"] = _observation(ctx, "msi", {"valueCodeableConcept": status})
     return found
 
 

@@ -103,6 +103,8 @@ def coding(group: str, key: str) -> dict[str, str] | None:
     if found is None:
         return None
     system, code, display = found
+    if not display:  # the source gives none: better none than a guessed one
+        return {"system": system, "code": code}
     return {"system": system, "code": code, "display": display}
 
 

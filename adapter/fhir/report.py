@@ -129,8 +129,13 @@ class ReportBuilder:
         proc.update(self._procedure_common())
         if (performer := performer_reference(ctx)) is not None:
             proc["performer"] = [{"actor": performer}]
-        if ctx.caller:
-            proc["note"] = [{"text": f"Variant caller (VCF ##source): {ctx.caller}"}]
+        sources = {
+            "Variant caller (VCF ##source)": ctx.caller,
+            "Actionability knowledge": ctx.knowledge,
+        }
+        notes = [{"text": f"{what}: {name}"} for what, name in sources.items() if name]
+        if notes:
+            proc["note"] = notes
         return proc
 
     def _analysis_extensions(self, files: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -84,10 +84,15 @@ _GT_TEXT = re.compile(r"[|/]?(?:\d+|\.)(?:[|/](?:\d+|\.))*")
 
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
-    """Number and Type of a declared INFO or FORMAT key."""
+    """Number, Type and Description of a declared INFO or FORMAT key.
+
+    The Description matters for annotation keys: VEP's CSQ and SnpEff's ANN name their
+    ``|``-separated fields there.
+    """
 
     number: str
     type: str
+    description: str = ""  # as written between the quotes
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +153,7 @@ class _HeaderParser:
                 f"of {', '.join(sorted(_TYPES))}; got Number={number!r}, Type={type_!r}"
             )
         target = self.infos if key == "INFO" else self.formats
-        target[attrs["ID"]] = FieldSpec(number, type_)
+        target[attrs["ID"]] = FieldSpec(number, type_, attrs.get("Description", ""))
 
     def contig(self, attrs: dict[str, str]) -> None:
         length = attrs.get("length")

@@ -1,0 +1,78 @@
+"""therapeutic-implication Observations: what a knowledge rule says of a finding.
+
+Each is derived from the finding it was matched on (a biomarker here) and shaped as the IG's
+examples TMB-therapuDrug and EGFR-L858R-therapuDrug1: the predicted effect, the treatment
+context, the medication assessed and the level of evidence, with the rule's source cited.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import AnalysisContext
+from ..readers.knowledge import ActionabilityRule, KnowledgeBase
+from .codes import coding, concept, effective_time, instant, profile
+from .identifiers import (
+    IdFactory,
+    identifier,
+    internal,
+    patient_reference,
+    performer_reference,
+)
+
+__all__ = ["therapeutic_implication"]
+
+_CITATION = profile("workflow-relatedArtifactComponent")
+
+
+def therapeutic_implication(
+    ctx: AnalysisContext, knowledge: KnowledgeBase, rule: ActionabilityRule, finding: str
+) -> dict[str, Any]:
+    """The implication of ``rule`` for the Observation whose id is ``finding``."""
+    rid = IdFactory(ctx).resource(f"therapeutic-implication|{finding}|{rule.line}")
+    obs: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": rid,
+        "meta": {"profile": [profile("therapeutic-implication")]},
+        "identifier": [identifier(rid)],
+        "status": "final",
+        "category": [concept("category", "laboratory"), concept("category", "genetics")],
+        "code": concept("resource-code", "therapeutic-implication"),
+        "subject": patient_reference(ctx.patient),
+    }
+    optional = {
+        "effectiveDateTime": effective_time(ctx.file_date, ctx.issued),
+        "issued": instant(ctx.issued),
+        "performer": [p] if (p := performer_reference(ctx)) else None,
+    }
+    obs.update((k, v) for k, v in optional.items() if v is not None)
+    obs["derivedFrom"] = [internal("Observation", finding)]
+    obs["component"] = _components(knowledge, rule)
+    return obs
+
+
+def _components(knowledge: KnowledgeBase, rule: ActionabilityRule) -> list[dict[str, Any]]:
+    effect = {**concept("therapeutic-effect", rule.effect), "text": _statement(rule)}
+    parts = [
+        _part("therapeutic-implication", effect),
+        _part("treatment-context", {"text": rule.condition}),
+        _part("medication-assessed", {"text": rule.medication}),
+    ]
+    if rule.evidence:
+        parts.append(_part("evidence-level", {"text": rule.evidence}))
+    if rule.source:  # cited on the statement, as the IG's examples do
+        cited = {"type": "citation", "label": knowledge.label(), "url": rule.source}
+        parts[0]["extension"] = [{"url": _CITATION, "valueRelatedArtifact": cited}]
+    return parts
+
+
+def _part(name: str, value: dict[str, Any]) -> dict[str, Any]:
+    code = coding("implication-component", name)
+    return {"code": {"coding": [code]}, "valueCodeableConcept": value}
+
+
+def _statement(rule: ActionabilityRule) -> str:
+    """E.g. ``MSI-H: Colorectal cancer responsive to pembrolizumab``."""
+    what = f"{rule.gene} {rule.alteration}" if rule.gene else rule.alteration
+    effect = rule.effect.replace("-", " ")
+    return f"{what}: {rule.condition} {effect} to {rule.medication}"

@@ -1,0 +1,179 @@
+"""An actionability knowledge file: which alterations make which drugs work or fail, as the
+user's organisation decides (the adapter ships no clinical knowledge of its own; see
+``examples/actionability.tsv`` for the format and a documented example).
+
+A tab-separated file; ``#`` lines are comments, except ``# name:`` and ``# version:``, which the
+report records as the knowledge source. Columns, in this order:
+
+``match``      ``variant`` (gene + p.HGVS), ``class`` (gene + a variant class such as
+               ``amplification`` or ``loss_of_function``) or ``biomarker`` (``MSI-H``, ``MSI-L``,
+               ``MSS``, or a mutational burden threshold ``TMB>=10``, mutations/Mb)
+``gene``       HGNC symbol (empty for biomarkers)
+``alteration`` the p.HGVS, class or biomarker
+``condition``  the treatment context, e.g. ``Non-small cell lung cancer``
+``medication`` the drug assessed
+``effect``     ``responsive``, ``resistant``, ``presumed-responsive``, ``presumed-resistant``
+               or ``presumed-non-responsive``
+``evidence``   the level of evidence, as the source states it
+``source``     where the statement comes from (a URL)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from ..errors import InputError
+from ..model import TumorBiomarkers
+
+__all__ = ["ActionabilityRule", "Effect", "KnowledgeBase", "Match", "read_knowledge"]
+
+_COLUMNS = (
+    "match",
+    "gene",
+    "alteration",
+    "condition",
+    "medication",
+    "effect",
+    "evidence",
+    "source",
+)
+_TMB = "TMB>="
+_MSI = frozenset({"MSI-H", "MSI-L", "MSS"})
+
+
+class Match(StrEnum):
+    """What a rule is matched against."""
+
+    VARIANT = "variant"
+    CLASS = "class"
+    BIOMARKER = "biomarker"
+
+
+class Effect(StrEnum):
+    """Predicted effect of the medication (the IG's genetic-therapeutic-implications-vs)."""
+
+    RESPONSIVE = "responsive"
+    RESISTANT = "resistant"
+    PRESUMED_RESPONSIVE = "presumed-responsive"
+    PRESUMED_RESISTANT = "presumed-resistant"
+    PRESUMED_NON_RESPONSIVE = "presumed-non-responsive"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionabilityRule:
+    """One row of the knowledge file."""
+
+    match: Match
+    gene: str
+    alteration: str
+    condition: str
+    medication: str
+    effect: Effect
+    evidence: str
+    source: str
+    line: int  # in the knowledge file, for messages and stable ids
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeBase:
+    """The rules of one knowledge file and what it calls itself."""
+
+    name: str
+    version: str | None
+    rules: tuple[ActionabilityRule, ...]
+
+    def label(self) -> str:
+        """Name and version, as the report records the source."""
+        return f"{self.name} {self.version}" if self.version else self.name
+
+    def for_tumor(self, tumor: TumorBiomarkers) -> list[tuple[str, ActionabilityRule]]:
+        """The biomarker rules the tumor meets, each with the biomarker (``tmb``, ``msi``)."""
+        found = []
+        for rule in self.rules:
+            if rule.match is not Match.BIOMARKER:
+                continue
+            if rule.alteration.startswith(_TMB):
+                burden = tumor.mutational_burden
+                if burden is not None and burden >= float(rule.alteration.removeprefix(_TMB)):
+                    found.append(("tmb", rule))
+            elif rule.alteration == tumor.microsatellite_status:
+                found.append(("msi", rule))
+        return found
+
+
+def read_knowledge(path: Path) -> KnowledgeBase:
+    """The knowledge file at ``path``, every row checked; a bad row names its line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the knowledge file: {exc}", source=str(path)) from exc
+    meta: dict[str, str] = {}
+    rules = []
+    header_seen = False
+    for number, text in enumerate(lines, 1):
+        if text.startswith("#"):
+            key, sep, value = text.lstrip("# ").partition(":")
+            if sep and key.strip() in ("name", "version"):
+                meta[key.strip()] = value.strip()
+            continue
+        if not text.strip():
+            continue
+        fields = [f.strip() for f in text.split("\t")]
+        if not header_seen:
+            if tuple(fields) != _COLUMNS:
+                raise _bad(path, number, f"the header must be: {' '.join(_COLUMNS)}")
+            header_seen = True
+            continue
+        rules.append(_rule(path, number, fields))
+    if not header_seen:
+        raise _bad(path, None, "no header line and no rules")
+    return KnowledgeBase(meta.get("name", path.name), meta.get("version"), tuple(rules))
+
+
+def _rule(path: Path, number: int, fields: list[str]) -> ActionabilityRule:
+    if len(fields) != len(_COLUMNS):
+        raise _bad(path, number, f"{len(fields)} columns, expected {len(_COLUMNS)}")
+    row = dict(zip(_COLUMNS, fields, strict=True))
+    try:
+        match, effect = Match(row["match"]), Effect(row["effect"])
+    except ValueError:
+        allowed = f"match: {', '.join(Match)}; effect: {', '.join(Effect)}"
+        raise _bad(path, number, f"unknown match or effect ({allowed})") from None
+    for column in ("alteration", "medication", "condition"):
+        if not row[column]:
+            raise _bad(path, number, f"the {column} is empty")
+    if match is not Match.BIOMARKER and not row["gene"]:
+        raise _bad(path, number, f"a {match} rule needs a gene")
+    if match is Match.BIOMARKER:
+        _check_biomarker(path, number, row["alteration"])
+    return ActionabilityRule(
+        match,
+        row["gene"],
+        row["alteration"],
+        row["condition"],
+        row["medication"],
+        effect,
+        row["evidence"],
+        row["source"],
+        number,
+    )
+
+
+def _check_biomarker(path: Path, number: int, alteration: str) -> None:
+    if alteration in _MSI:
+        return
+    if alteration.startswith(_TMB):
+        try:
+            threshold = float(alteration.removeprefix(_TMB))
+        except ValueError:
+            threshold = math.nan
+        if math.isfinite(threshold) and threshold >= 0:
+            return
+    raise _bad(path, number, f"biomarker {alteration!r}: use MSI-H, MSI-L, MSS or TMB>=N")
+
+
+def _bad(path: Path, line: int | None, message: str) -> InputError:
+    return InputError(f"knowledge file: {message}", source=str(path), line=line)

@@ -1,0 +1,143 @@
+"""The actionability knowledge file and the therapeutic implications it yields."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_biomarkers import OPTIONS, uuid_of
+from test_convert import VCF, resources_in
+
+from adapter.convert import OutputFormat, convert_vcf
+from adapter.errors import InputError
+from adapter.model import MicrosatelliteStatus, TumorBiomarkers
+from adapter.readers.knowledge import Effect, Match, read_knowledge
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "actionability.tsv"
+HEADER = "match\tgene\talteration\tcondition\tmedication\teffect\tevidence\tsource\n"
+IMPLICATION = (
+    "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/therapeutic-implication"
+)
+
+
+def test_the_example_covers_the_cases_the_field_cites() -> None:
+    knowledge = read_knowledge(EXAMPLE)
+    assert knowledge.label() == "Example oncology actionability 2026-11"
+    cases = {(r.match, r.gene, r.alteration) for r in knowledge.rules}
+    assert (Match.VARIANT, "EGFR", "p.Leu858Arg") in cases
+    assert (Match.VARIANT, "BRAF", "p.Val600Glu") in cases
+    assert (Match.CLASS, "ERBB2", "amplification") in cases
+    assert {(Match.CLASS, g, "loss_of_function") for g in ("BRCA1", "BRCA2")} <= cases
+    assert (Match.BIOMARKER, "", "MSI-H") in cases
+    assert all(
+        r.effect is Effect.RESPONSIVE and r.source.startswith("https://") for r in knowledge.rules
+    )
+
+
+@pytest.mark.parametrize(
+    ("burden", "status", "matched"),
+    [
+        (12.0, MicrosatelliteStatus.MSI_H, {"msi", "tmb"}),
+        (10.0, None, {"tmb"}),
+        (9.9, MicrosatelliteStatus.MSS, set()),
+        (None, MicrosatelliteStatus.MSI_H, {"msi"}),
+    ],
+)
+def test_biomarker_rules_match_by_status_and_threshold(
+    burden: float | None, status: MicrosatelliteStatus | None, matched: set[str]
+) -> None:
+    found = read_knowledge(EXAMPLE).for_tumor(TumorBiomarkers(burden, status))
+    assert {kind for kind, _ in found} == matched
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "needle"),
+    [
+        ("match\tgene\n", 1, "header"),
+        (HEADER + "variant\tEGFR\tp.Leu858Arg\tNSCLC\tosimertinib\tworks\t\t\n", 2, "effect"),
+        (HEADER + "variant\t\tp.Leu858Arg\tNSCLC\tosimertinib\tresponsive\t\t\n", 2, "gene"),
+        (HEADER + "biomarker\t\tTMB>=lots\tAny\tdrug\tresponsive\t\t\n", 2, "TMB>=N"),
+        (HEADER + "biomarker\t\tMSI-H\tAny\tresponsive\t\t\n", 2, "columns"),
+        (HEADER + "class\tERBB2\tamplification\tBreast\t\tresponsive\t\t\n", 2, "medication"),
+        ("# name: empty\n", None, "no header"),
+    ],
+)
+def test_a_bad_knowledge_file_names_its_line(
+    tmp_path: Path, text: str, line: int | None, needle: str
+) -> None:
+    path = tmp_path / "k.tsv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=needle) as raised:
+        read_knowledge(path)
+    assert (raised.value.source, raised.value.line) == (str(path), line)
+
+
+def implications(out: Path, form: OutputFormat) -> list[dict[str, Any]]:
+    return [
+        r for r in resources_in(out, form) if IMPLICATION in r.get("meta", {}).get("profile", [])
+    ]
+
+
+@pytest.mark.parametrize("form", list(OutputFormat), ids=lambda f: f.value)
+def test_msi_high_and_high_burden_yield_validated_implications(
+    tmp_path: Path, form: OutputFormat
+) -> None:
+    out = tmp_path / "out"
+    options = replace(
+        OPTIONS,
+        output_format=form,
+        knowledge=EXAMPLE,
+        tumor=TumorBiomarkers(12.0, MicrosatelliteStatus.MSI_H),
+    )
+    summary = convert_vcf(VCF / "snv.vcf", out, options)
+    assert summary.validation_errors == 0
+    resources = list(resources_in(out, form))
+    biomarkers = {
+        r["code"]["coding"][0]["code"]: uuid_of(r)
+        for r in resources
+        if "molecular-biomarker" in str(r.get("meta"))
+    }
+    found = implications(out, form)
+    assert len(found) == 2
+    derived = {
+        ref["reference"].rsplit("/", 1)[-1].removeprefix("urn:uuid:")
+        for r in found
+        for ref in r["derivedFrom"]
+    }
+    assert derived == set(biomarkers.values())
+    for obs in found:
+        parts = {
+            c["code"]["coding"][0]["code"]: c["valueCodeableConcept"] for c in obs["component"]
+        }
+        assert parts["therapeutic-implication"]["coding"][0]["code"] == "LA6677-4"
+        assert parts["51963-7"] == {"text": "pembrolizumab"}
+        assert parts["81259-4"] == {"text": "Solid tumor"}
+    report = next(r for r in resources if r["resourceType"] == "DiagnosticReport")
+    listed = {
+        ref["reference"].rsplit("/", 1)[-1].removeprefix("urn:uuid:") for ref in report["result"]
+    }
+    assert {uuid_of(r) for r in found} <= listed
+    analysis = next(r for r in resources if "genomic-study-analysis" in str(r.get("meta")))
+    assert {"text": "Actionability knowledge: Example oncology actionability 2026-11"} in analysis[
+        "note"
+    ]
+
+
+def test_no_match_no_implication_and_the_source_still_named(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    options = replace(
+        OPTIONS, knowledge=EXAMPLE, tumor=TumorBiomarkers(2.0, MicrosatelliteStatus.MSS)
+    )
+    convert_vcf(VCF / "snv.vcf", out, options)
+    assert implications(out, OutputFormat.TRANSACTION) == []
+    assert b"Actionability knowledge: Example oncology actionability 2026-11" in out.read_bytes()
+
+
+def test_a_missing_knowledge_file_fails_before_any_output(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="knowledge file"):
+        convert_vcf(
+            VCF / "snv.vcf", tmp_path / "o.json", replace(OPTIONS, knowledge=tmp_path / "none.tsv")
+        )
+    assert list(tmp_path.iterdir()) == []
