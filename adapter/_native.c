@@ -546,7 +546,7 @@ typedef struct {
 
 static PyObject *STR_structural, *STR_record_id, *STR_filters, *STR_chromosome, *STR_pos,
     *STR_ref, *STR_alt, *STR_chrom, *STR_zygosity, *STR_allele_frequency, *STR_allele_depth,
-    *STR_PASS;
+    *STR_annotation, *STR_clinvar, *STR_PASS;
 
 enum { FLOATS_KEPT = 4096 };
 
@@ -853,11 +853,16 @@ static int call_read(PyObject *obj, Call *c)
     PyObject *structural = PyObject_GetAttr(obj, STR_structural);
     PyObject *record = structural ? PyObject_GetAttr(obj, STR_record_id) : NULL;
     PyObject *filters = record ? PyObject_GetAttr(obj, STR_filters) : NULL;
-    int open = filters && structural == Py_None && unfiltered(filters) &&
+    PyObject *annotation = filters ? PyObject_GetAttr(obj, STR_annotation) : NULL;
+    PyObject *clinvar = annotation ? PyObject_GetAttr(obj, STR_clinvar) : NULL;
+    int open = clinvar && structural == Py_None && annotation == Py_None &&
+               clinvar == Py_None && unfiltered(filters) &&
                (record == Py_None || PyObject_IsTrue(record) == 0);
     Py_XDECREF(structural);
     Py_XDECREF(record);
     Py_XDECREF(filters);
+    Py_XDECREF(annotation);
+    Py_XDECREF(clinvar);
     if (!open)
         return PyErr_Occurred() ? -1 : 0;
     c->chromosome = PyObject_GetAttr(obj, STR_chromosome);
@@ -1018,7 +1023,8 @@ static int intern_names(void)
         {&STR_pos, "pos"},               {&STR_ref, "ref"},
         {&STR_alt, "alt"},               {&STR_chrom, "chrom"},
         {&STR_zygosity, "zygosity"},     {&STR_allele_frequency, "allele_frequency"},
-        {&STR_allele_depth, "allele_depth"}, {&STR_PASS, "PASS"},
+        {&STR_allele_depth, "allele_depth"}, {&STR_annotation, "annotation"},
+        {&STR_clinvar, "clinvar"},           {&STR_PASS, "PASS"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)

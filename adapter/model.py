@@ -126,6 +126,8 @@ class VariantCall:
     phase_set: int | None = None
     structural: StructuralVariant | None = None
     line: int | None = None  # 1-based line number in the source, for error messages
+    annotation: AlleleAnnotation | None = None  # transcript consequences the file gives
+    clinvar: ClinVarAssertion | None = None  # the record's ClinVar INFO
 
 
 @dataclass(frozen=True, slots=True)

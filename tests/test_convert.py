@@ -51,6 +51,8 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "grch37": ("grch37.vcf", {"build": GenomeBuild.GRCH37}),
     "region": ("regions.vcf.gz", {"regions": (parse_region("chr1:1-2000000"),)}),
     "empty": ("empty.vcf", {}),
+    "vep-annotated": ("vep_sample.vcf", {}),
+    "snpeff-annotated": ("snpeff_sample.vcf", {}),
     "with-document-reference": (
         "snv.vcf",
         {

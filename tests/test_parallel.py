@@ -54,6 +54,7 @@ def tiny_spans(monkeypatch: pytest.MonkeyPatch) -> None:
         ("empty.vcf", {}),
         ("snv.vcf.gz", {"tumor": TumorBiomarkers(7.0, MicrosatelliteStatus.MSI_H)}),
         ("gvcf.g.vcf", {}),
+        ("vep_sample.vcf", {"validate": True}),
         ("regions.vcf", {"regions": (GenomicRegion("chr1", 0, 20_000),)}),
     ],
 )

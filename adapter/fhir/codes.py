@@ -17,6 +17,7 @@ from ..resources import data_dir
 
 __all__ = [
     "DBSNP",
+    "ENSEMBL",
     "HGNC",
     "HGVS",
     "REFSEQ",
@@ -38,6 +39,8 @@ DBSNP = "http://www.ncbi.nlm.nih.gov/projects/SNP"
 #: SPDI expressions: NCBI Variation Services, the URI the IG authors' vcf2fhir uses
 SPDI = "https://api.ncbi.nlm.nih.gov/variation/v0/"
 HGNC = "http://www.genenames.org"
+#: Ensembl transcripts (ENST…): HL7 Terminology's URI for Ensembl
+ENSEMBL = "http://www.ensembl.org"
 UCUM = "http://unitsofmeasure.org"
 _IG = "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/"
 

@@ -28,12 +28,14 @@ from ..model import (
     Sex,
     StructuralVariant,
     SvType,
+    TranscriptConsequence,
     VariantCall,
     Zygosity,
 )
 from ..notation import ChangeType, Notation, describe, describe_structural, ploidy
 from .codes import (
     DBSNP,
+    ENSEMBL,
     HGNC,
     HGVS,
     REFSEQ,
@@ -96,6 +98,12 @@ def _coded_of(name: str, system: str) -> Kind:
     )
 
 
+def _named_of(name: str) -> Kind:
+    """A component whose value is a CodeableConcept of text alone (a name with no code)."""
+    code, key = _slice(name)
+    return Kind(lambda text: {"code": code, key: {"text": text}}, 1)
+
+
 def _gene_of(name: str, system: str) -> Kind:
     """A component whose value is a coding with a display: an HGNC id and gene symbol."""
     code, key = _slice(name)
@@ -125,16 +133,21 @@ class _Kinds:
 
     __slots__ = (
         "alt",
+        "coding_hgvs",
         "copies",
         "dbsnp",
         "depth",
+        "ensembl_transcript",
         "exact",
         "frequency",
         "gene",
+        "gene_named",
         "hgvs",
         "inner",
         "outer",
+        "protein_hgvs",
         "ref",
+        "refseq_transcript",
         "spdi",
     )
 
@@ -151,6 +164,11 @@ class _Kinds:
         self.frequency = _count_of("sample-allelic-frequency")
         self.depth = _count_of("allelic-read-depth")
         self.copies = _count_of("copy-number")
+        self.gene_named = _named_of("gene-studied")
+        self.coding_hgvs = _coded_of("representative-coding-hgvs", HGVS)
+        self.protein_hgvs = _coded_of("representative-protein-hgvs", HGVS)
+        self.refseq_transcript = _coded_of("representative-transcript-ref-seq", REFSEQ)
+        self.ensembl_transcript = _coded_of("representative-transcript-ref-seq", ENSEMBL)
 
 
 class _Shared(NamedTuple):
@@ -273,9 +291,12 @@ class VariantBuilder:
         values: list[Any],
     ) -> list[Note]:
         """The kinds and values of ``call``'s components, in order; the Observation's notes."""
+        primary = call.annotation.primary if call.annotation is not None else None
         for gene in genes:
             kinds.append(self._kinds.gene)
             values += gene
+        if not genes and primary is not None:
+            self._gene(primary, kinds, values)
         locus = self._loci.get(call.chromosome) or self._locus(call.chromosome)
         kinds += locus.kinds
         sv = call.structural
@@ -283,6 +304,8 @@ class VariantBuilder:
             notes = self._sequence(call, locus.accession, kinds, values)
         else:
             notes = self._structural(call, sv, locus.accession, kinds, values)
+        if primary is not None:
+            self._representative(primary, kinds, values)
         self._sample(call, kinds, values)
         if call.filters and call.filters != ("PASS",):
             kinds.append(self._low_confidence)
@@ -350,6 +373,37 @@ class VariantBuilder:
                     kinds.append(k.dbsnp)
                     values.append(rsid)
 
+    def _gene(self, primary: TranscriptConsequence, kinds: list[Kind], values: list[Any]) -> None:
+        """The gene of the primary transcript: HGNC-coded when its id is known, else named."""
+        if primary.hgnc_id and primary.gene_symbol:
+            kinds.append(self._kinds.gene)
+            values += primary.hgnc_id, primary.gene_symbol
+        elif primary.gene_symbol:
+            kinds.append(self._kinds.gene_named)
+            values.append(primary.gene_symbol)
+
+    def _representative(
+        self, primary: TranscriptConsequence, kinds: list[Kind], values: list[Any]
+    ) -> None:
+        """The primary transcript and its c. and p. HGVS, as the representative ones.
+
+        The IG binds both HGVS components to whole expressions (reference sequence, colon,
+        change): a c. without one is given the transcript's, a p. without one is left out.
+        """
+        k = self._kinds
+        transcript = primary.transcript
+        if transcript:
+            kinds.append(
+                k.ensembl_transcript if transcript.startswith("ENS") else k.refseq_transcript
+            )
+            values.append(transcript)
+        if primary.hgvs_c:
+            kinds.append(k.coding_hgvs)
+            values.append(_qualified(primary.hgvs_c, transcript))
+        if primary.hgvs_p and ":" in primary.hgvs_p:  # SnpEff's bare p. names no sequence
+            kinds.append(k.protein_hgvs)
+            values.append(primary.hgvs_p)
+
     def _sample(self, call: VariantCall, kinds: list[Kind], values: list[Any]) -> None:
         """Source class, allelic state, allele frequency and allelic read depth."""
         if self._source is not None:
@@ -411,7 +465,13 @@ class _Encoder:
 
     def _lane(self, call: VariantCall) -> tuple[Shape, ResourceTemplate, list[Any]] | None:
         """A plain sequence allele's shape, template and values; None for any other call."""
-        if call.structural is not None or call.record_id or call.filters not in _UNFILTERED:
+        if (
+            call.structural is not None
+            or call.record_id
+            or call.filters not in _UNFILTERED
+            or call.annotation is not None
+            or call.clinvar is not None
+        ):
             return None
         b = self.builder
         locus = b._loci.get(call.chromosome) or b._locus(call.chromosome)
@@ -452,6 +512,13 @@ class _Encoder:
             probe = self.builder.observation(ID_MARK, shape, marks(count), [])
             template = self.shapes[shape] = ResourceTemplate(self.encode(probe), count)
         return template
+
+
+def _qualified(hgvs: str, transcript: str | None) -> str:
+    """A c.HGVS with its reference sequence (SnpEff writes ``c.1799T>A`` alone)."""
+    if ":" in hgvs or not transcript:
+        return hgvs
+    return f"{transcript}:{hgvs}"
 
 
 _UNFILTERED = ((), ("PASS",))

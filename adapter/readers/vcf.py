@@ -66,6 +66,7 @@ from ..model import (
     ConversionSummary,
     GenomeBuild,
     GenomicRegion,
+    RecordAnnotations,
     Sex,
     StructuralVariant,
     SvType,
@@ -73,6 +74,7 @@ from ..model import (
     Zygosity,
 )
 from ..regions import merge_regions
+from .annotations import AnnotationParser, count_skips
 from .vcf_text import (
     BodyScan,
     Depths,
@@ -199,8 +201,11 @@ class VcfReader:
         vcf.close()
         self._af_declared = "AF" in self.header.formats
         self._sv_declared = "SVTYPE" in self.header.infos
-        #: the fast lane reads neither FORMAT AF nor INFO SVTYPE: only files without them
-        self._lane_open = not self._af_declared and not self._sv_declared
+        annotations = AnnotationParser(self.header, origin=self.source)
+        #: transcript consequences (VEP, SnpEff) and ClinVar, when the file has them
+        self._annotations = annotations if annotations.info_keys else None
+        #: the fast lane reads neither FORMAT AF, INFO SVTYPE nor annotations
+        self._lane_open = not (self._af_declared or self._sv_declared or self._annotations)
         self._places: dict[str, _Place | None] = {}
         #: the places the fast lane takes: placed, not the mitochondrion
         self._lane_places: dict[str, _Place] = {}
@@ -571,6 +576,7 @@ class VcfReader:
         phase_set = self._phase_set(variant) if gt.phased else None
         if len(alts) > len(gt.present):
             self._count_absent(gt, alts)
+        annotated = self._annotate(variant, ref, alts, line)
         sv_declared = self._sv_declared
         calls = []
         for (alt_index, _), by_gt in zip(gt.present, gt.zygosities[place[2]], strict=True):
@@ -607,9 +613,21 @@ class VcfReader:
                     phase_set,
                     sv,
                     line,
+                    annotated.alleles[alt_index - 1] if annotated else None,
+                    annotated.clinvar if annotated else None,
                 )
             )
         return calls
+
+    def _annotate(
+        self, variant: Any, ref: str, alts: list[str], line: int | None
+    ) -> RecordAnnotations | None:
+        """The record's annotations, its unmatched ones counted as skipped."""
+        if self._annotations is None:
+            return None
+        found = self._annotations.parse(ref, alts, variant.INFO, line)
+        count_skips(found, self.summary)
+        return found
 
     def _count_absent(self, gt: _Genotype, alts: list[str]) -> None:
         """Count the real ALTs the GT does not hold (ALT2 of a 0/1 record)."""
