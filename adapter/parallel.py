@@ -328,7 +328,9 @@ def make_variants(
 ) -> None:
     """Variants of the reader's calls, encoded as ``encoder`` writes them, ``chunk`` at a
     time, each shown to ``checks`` first."""
-    encode = builder.encoding(encoder.encode_variant, checks)
+    encode = builder.encoding(
+        encoder.encode_variant, checks, checks.check if checks is not None else None
+    )
     summary = reader.summary
     pieces: list[bytes] = []
     ids = bytearray()

@@ -74,3 +74,36 @@ def test_unannotated_files_are_as_before(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     convert_vcf(VCF / "snv.vcf", out, BASE)
     assert all(parts(v) == {} for v in variants(out, OutputFormat.TRANSACTION))
+
+
+@pytest.mark.parametrize("form", list(OutputFormat), ids=lambda f: f.value)
+def test_clinvar_becomes_a_diagnostic_implication_of_its_variant(
+    tmp_path: Path, form: OutputFormat
+) -> None:
+    out = tmp_path / "out"
+    summary = convert_vcf(VCF / "vep_sample.vcf", out, replace(BASE, output_format=form))
+    resources = list(resources_in(out, form))
+    found = [r for r in resources if "diagnostic-implication" in str(r.get("meta"))]
+    significance = {}
+    for obs in found:
+        decided = obs["component"][0]
+        assert decided["code"]["coding"][0]["code"] == "53037-8"
+        assert decided["extension"][0]["valueRelatedArtifact"]["label"] == "ClinVar"
+        value = decided["valueCodeableConcept"]
+        significance[_uuid(obs["derivedFrom"][0])] = (
+            value["coding"][0]["code"] if "coding" in value else value["text"]
+        )
+    assert sorted(significance.values()) == ["LA26332-9", "LA6668-3", "drug response"]
+    variant_ids = {_uuid(v["identifier"][0]) for v in variants(out, form)}
+    assert set(significance) <= variant_ids  # each derived from a Variant of this report
+    report = next(r for r in resources if r["resourceType"] == "DiagnosticReport")
+    listed = {_uuid(ref) for ref in report["result"]}
+    assert {_uuid(o["identifier"][0]) for o in found} <= listed
+    assert summary.resources_written["Observation"] == summary.variants_converted + 3
+    assert summary.validation_errors == 0
+
+
+def _uuid(reference: dict[str, str]) -> str:
+    """The UUID a reference or an identifier names, whatever the output form."""
+    text = reference.get("reference") or reference["value"]
+    return text.rsplit("/", 1)[-1].removeprefix("urn:uuid:")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import AnalysisContext
+from ..model import AnalysisContext, ClinVarAssertion
 from ..readers.knowledge import ActionabilityRule, KnowledgeBase
 from .codes import coding, concept, effective_time, instant, profile
 from .identifiers import (
@@ -20,24 +20,33 @@ from .identifiers import (
     performer_reference,
 )
 
-__all__ = ["therapeutic_implication"]
+__all__ = ["diagnostic_implication", "therapeutic_implication"]
 
 _CITATION = profile("workflow-relatedArtifactComponent")
+LOINC = "http://loinc.org"
+_CLINVAR = {"type": "citation", "label": "ClinVar", "url": "https://www.ncbi.nlm.nih.gov/clinvar/"}
 
 
 def therapeutic_implication(
     ctx: AnalysisContext, knowledge: KnowledgeBase, rule: ActionabilityRule, finding: str
 ) -> dict[str, Any]:
     """The implication of ``rule`` for the Observation whose id is ``finding``."""
-    rid = IdFactory(ctx).resource(f"therapeutic-implication|{finding}|{rule.line}")
+    obs = _implication(ctx, "therapeutic-implication", f"{finding}|{rule.line}", finding)
+    obs["component"] = _components(knowledge, rule)
+    return obs
+
+
+def _implication(ctx: AnalysisContext, kind: str, key: str, finding: str) -> dict[str, Any]:
+    """The elements implications share, derived from the Observation ``finding``."""
+    rid = IdFactory(ctx).resource(f"{kind}|{key}")
     obs: dict[str, Any] = {
         "resourceType": "Observation",
         "id": rid,
-        "meta": {"profile": [profile("therapeutic-implication")]},
+        "meta": {"profile": [profile(kind)]},
         "identifier": [identifier(rid)],
         "status": "final",
         "category": [concept("category", "laboratory"), concept("category", "genetics")],
-        "code": concept("resource-code", "therapeutic-implication"),
+        "code": concept("resource-code", kind),
         "subject": patient_reference(ctx.patient),
     }
     optional = {
@@ -47,7 +56,29 @@ def therapeutic_implication(
     }
     obs.update((k, v) for k, v in optional.items() if v is not None)
     obs["derivedFrom"] = [internal("Observation", finding)]
-    obs["component"] = _components(knowledge, rule)
+    return obs
+
+
+def diagnostic_implication(
+    ctx: AnalysisContext, variant: str, clinvar: ClinVarAssertion
+) -> dict[str, Any]:
+    """ClinVar's classification of the Variant whose id is ``variant``, as a
+    diagnostic-implication: significance (the ACMG tier's LOINC answer, else ClinVar's own
+    words), review status as the level of evidence, and the conditions; ClinVar cited as the
+    source that decided."""
+    obs = _implication(ctx, "diagnostic-implication", f"clinvar|{variant}", variant)
+    significance: dict[str, Any] = {"text": clinvar.significance}
+    if clinvar.tier is not None and clinvar.answer_code:
+        tier = {"system": LOINC, "code": clinvar.answer_code, "display": clinvar.tier.value}
+        significance = {"coding": [tier]}
+    decided = _part("clinical-significance", significance)
+    decided["extension"] = [{"url": _CITATION, "valueRelatedArtifact": _CLINVAR}]
+    parts = [decided]
+    if clinvar.review_status:
+        stars = "" if clinvar.stars is None else f" ({clinvar.stars} of 4 stars)"
+        parts.append(_part("evidence-level", {"text": f"ClinVar: {clinvar.review_status}{stars}"}))
+    parts += [_part("predicted-phenotype", {"text": c.name}) for c in clinvar.conditions if c.name]
+    obs["component"] = parts
     return obs
 
 

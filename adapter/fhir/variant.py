@@ -24,6 +24,7 @@ import orjson
 from .._native import Lane
 from ..model import (
     AnalysisContext,
+    ClinVarAssertion,
     GenomeBuild,
     Sex,
     StructuralVariant,
@@ -55,6 +56,7 @@ from .identifiers import (
     performer_reference,
     specimen_reference,
 )
+from .implication import diagnostic_implication
 from .templates import ID_MARK, Kind, ResourceTemplate, dicts, marks
 
 __all__ = ["AccessionLookup", "Encoding", "Inspect", "Shape", "VariantBuilder"]
@@ -259,7 +261,10 @@ class VariantBuilder:
         return self.observation(rid, tuple(kinds), values, notes)
 
     def encoding(
-        self, encode: Callable[[dict[str, Any]], bytes], inspect: Inspect | None = None
+        self,
+        encode: Callable[[dict[str, Any]], bytes],
+        inspect: Inspect | None = None,
+        check: Callable[[dict[str, Any]], None] | None = None,
     ) -> Encoding:
         """What :meth:`build` makes, as ``encode`` (a writer's) writes it, for when nothing
         reads the Observation: (the encoded Observation, its 16-byte id) per call.
@@ -267,11 +272,13 @@ class VariantBuilder:
         Observations of one shape (the same sequence of component kinds, no notes) differ
         only in their id and their components' values, so each shape is encoded once, from
         a probe, as a :class:`ResourceTemplate` that each call fills in. ``inspect`` is
-        shown each Observation's description first (a checker: see adapter.conformance).
+        shown each Observation's description first (a checker: see adapter.conformance), and
+        ``check`` each other resource a call brings (its ClinVar diagnostic-implication,
+        encoded after the Variant, its id after the Variant's).
         The function is the C lane (:class:`adapter._native.Lane`), with the Python
         :class:`_Encoder` behind it for what the lane has not been taught.
         """
-        encoder = _Encoder(self, encode, inspect)
+        encoder = _Encoder(self, encode, inspect, check)
         changes = {c.value: c for c in ChangeType}
         lane = Lane(self._ids.variants, changes, orjson.dumps, encoder, inspect)
         encoder.native = lane
@@ -435,10 +442,12 @@ class _Encoder:
         builder: VariantBuilder,
         encode: Callable[[dict[str, Any]], bytes],
         inspect: Inspect | None,
+        check: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.builder = builder
         self.encode = encode
         self.inspect = inspect
+        self.check = check
         self.shapes: dict[Shape, ResourceTemplate] = {}
         #: lane key -> its shape and the shape's template; None where the lane does not apply
         self.lanes: dict[tuple[Any, ...], tuple[Shape, ResourceTemplate] | None] = {}
@@ -460,8 +469,22 @@ class _Encoder:
         if self.inspect is not None:
             self.inspect(rid, shape, values, notes)
         if template is None:  # free text: rare, encoded as it comes
-            return self.encode(self.builder.observation(rid, shape, values, notes)), raw_id
-        return template.fill(rid.encode(), values), raw_id
+            data = self.encode(self.builder.observation(rid, shape, values, notes))
+        else:
+            data = template.fill(rid.encode(), values)
+        if call.clinvar is not None:
+            return self._with_implication(data, raw_id, rid, call.clinvar)
+        return data, raw_id
+
+    def _with_implication(
+        self, data: bytes, raw_id: bytes, rid: str, clinvar: ClinVarAssertion
+    ) -> Encoded:
+        """The Variant followed by ClinVar's diagnostic-implication of it, both results."""
+        implication = diagnostic_implication(self.builder._ctx, rid, clinvar)
+        if self.check is not None:
+            self.check(implication)
+        own_id = bytes.fromhex(implication["id"].replace("-", ""))
+        return data + self.encode(implication), raw_id + own_id
 
     def _lane(self, call: VariantCall) -> tuple[Shape, ResourceTemplate, list[Any]] | None:
         """A plain sequence allele's shape, template and values; None for any other call."""
