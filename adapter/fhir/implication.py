@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import AnalysisContext, ClinVarAssertion
+from ..model import AnalysisContext, ClinVarAssertion, TranscriptConsequence
+from ..readers.annotations import sequence_ontology
 from ..readers.knowledge import ActionabilityRule, KnowledgeBase
-from .codes import coding, concept, effective_time, instant, profile
+from .codes import ENSEMBL, HGVS, REFSEQ, coding, concept, effective_time, instant, profile
 from .identifiers import (
     IdFactory,
     identifier,
@@ -20,10 +21,11 @@ from .identifiers import (
     performer_reference,
 )
 
-__all__ = ["diagnostic_implication", "therapeutic_implication"]
+__all__ = ["diagnostic_implication", "molecular_consequence", "therapeutic_implication"]
 
 _CITATION = profile("workflow-relatedArtifactComponent")
 LOINC = "http://loinc.org"
+SO = "http://www.sequenceontology.org"
 _CLINVAR = {"type": "citation", "label": "ClinVar", "url": "https://www.ncbi.nlm.nih.gov/clinvar/"}
 
 
@@ -82,6 +84,45 @@ def diagnostic_implication(
     return obs
 
 
+def molecular_consequence(
+    ctx: AnalysisContext, variant: str, consequence: TranscriptConsequence, order: int
+) -> dict[str, Any]:
+    """One transcript consequence of the Variant whose id is ``variant`` (``order``: its
+    place among the allele's consequences, for a stable id): transcript, c. and p. HGVS
+    where they name their reference sequence, and the Sequence Ontology terms."""
+    key = f"{variant}|{order}|{consequence.transcript or ''}"
+    obs = _implication(ctx, "molecular-consequence", key, variant)
+    parts = []
+    transcript = consequence.transcript
+    if transcript:
+        system = ENSEMBL if transcript.startswith("ENS") else REFSEQ
+        parts.append(_coded("transcript-ref-seq", system, transcript))
+    if consequence.hgvs_c:
+        hgvs_c = consequence.hgvs_c
+        if ":" not in hgvs_c and transcript:
+            hgvs_c = f"{transcript}:{hgvs_c}"
+        if ":" in hgvs_c:
+            parts.append(_coded("coding-hgvs", HGVS, hgvs_c))
+    if consequence.hgvs_p and ":" in consequence.hgvs_p:
+        parts.append(_coded("protein-hgvs", HGVS, consequence.hgvs_p))
+    for term in consequence.consequences:
+        found = sequence_ontology(term)
+        value = (
+            {"coding": [{"system": SO, "code": found[0], "display": found[1]}]}
+            if found
+            else {"text": term}
+        )
+        parts.append(_part("feature-consequence", value, "consequence-component"))
+    if parts:
+        obs["component"] = parts
+    return obs
+
+
+def _coded(name: str, system: str, code: str) -> dict[str, Any]:
+    value = {"coding": [{"system": system, "code": code}]}
+    return _part(name, value, "consequence-component")
+
+
 def _components(knowledge: KnowledgeBase, rule: ActionabilityRule) -> list[dict[str, Any]]:
     effect = {**concept("therapeutic-effect", rule.effect), "text": _statement(rule)}
     parts = [
@@ -97,8 +138,8 @@ def _components(knowledge: KnowledgeBase, rule: ActionabilityRule) -> list[dict[
     return parts
 
 
-def _part(name: str, value: dict[str, Any]) -> dict[str, Any]:
-    code = coding("implication-component", name)
+def _part(name: str, value: dict[str, Any], group: str = "implication-component") -> dict[str, Any]:
+    code = coding(group, name)
     return {"code": {"coding": [code]}, "valueCodeableConcept": value}
 
 

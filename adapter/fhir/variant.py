@@ -24,7 +24,6 @@ import orjson
 from .._native import Lane
 from ..model import (
     AnalysisContext,
-    ClinVarAssertion,
     GenomeBuild,
     Sex,
     StructuralVariant,
@@ -56,7 +55,7 @@ from .identifiers import (
     performer_reference,
     specimen_reference,
 )
-from .implication import diagnostic_implication
+from .implication import diagnostic_implication, molecular_consequence
 from .templates import ID_MARK, Kind, ResourceTemplate, dicts, marks
 
 __all__ = ["AccessionLookup", "Encoding", "Inspect", "Shape", "VariantBuilder"]
@@ -472,19 +471,27 @@ class _Encoder:
             data = self.encode(self.builder.observation(rid, shape, values, notes))
         else:
             data = template.fill(rid.encode(), values)
-        if call.clinvar is not None:
-            return self._with_implication(data, raw_id, rid, call.clinvar)
-        return data, raw_id
+        if call.annotation is None and call.clinvar is None:
+            return data, raw_id
+        pieces, ids = [data], [raw_id]
+        for derived in self._derived(call, rid):
+            if self.check is not None:
+                self.check(derived)
+            pieces.append(self.encode(derived))
+            ids.append(bytes.fromhex(derived["id"].replace("-", "")))
+        return b"".join(pieces), b"".join(ids)
 
-    def _with_implication(
-        self, data: bytes, raw_id: bytes, rid: str, clinvar: ClinVarAssertion
-    ) -> Encoded:
-        """The Variant followed by ClinVar's diagnostic-implication of it, both results."""
-        implication = diagnostic_implication(self.builder._ctx, rid, clinvar)
-        if self.check is not None:
-            self.check(implication)
-        own_id = bytes.fromhex(implication["id"].replace("-", ""))
-        return data + self.encode(implication), raw_id + own_id
+    def _derived(self, call: VariantCall, rid: str) -> list[dict[str, Any]]:
+        """What the annotations say of the Variant: a molecular-consequence per transcript
+        consequence, and ClinVar's diagnostic-implication; all results of the report."""
+        ctx, found = self.builder._ctx, []
+        allele = call.annotation
+        if allele is not None and allele.primary is not None:
+            consequences = (allele.primary, *allele.others)
+            found += [molecular_consequence(ctx, rid, c, i) for i, c in enumerate(consequences)]
+        if call.clinvar is not None:
+            found.append(diagnostic_implication(ctx, rid, call.clinvar))
+        return found
 
     def _lane(self, call: VariantCall) -> tuple[Shape, ResourceTemplate, list[Any]] | None:
         """A plain sequence allele's shape, template and values; None for any other call."""
