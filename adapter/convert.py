@@ -21,7 +21,7 @@ from .assembly import accession
 from .conformance import checker, sharing, variant_checks
 from .errors import InputError, OptionsError
 from .fhir.biomarker import biomarker_observations
-from .fhir.implication import therapeutic_implication
+from .fhir.implication import Implications
 from .fhir.report import ReportBuilder
 from .fhir.variant import VariantBuilder
 from .fhir.writers import ResourceWriter, open_writer
@@ -181,8 +181,9 @@ def _findings(ctx: AnalysisContext, knowledge: KnowledgeBase | None) -> Iterator
     biomarkers = biomarker_observations(ctx)
     yield from biomarkers.values()
     if knowledge is not None and ctx.tumor is not None:
+        implications = Implications(ctx)
         for kind, rule in knowledge.for_tumor(ctx.tumor):
-            yield therapeutic_implication(ctx, knowledge, rule, biomarkers[kind]["id"])
+            yield implications.therapeutic(knowledge, rule, biomarkers[kind]["id"])
 
 
 def _unchecked(_resource: dict[str, Any]) -> None:

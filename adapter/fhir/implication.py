@@ -1,12 +1,16 @@
-"""therapeutic-implication Observations: what a knowledge rule says of a finding.
+"""Implications: what is known of a finding, each an Observation derived from it.
 
-Each is derived from the finding it was matched on (a biomarker here) and shaped as the IG's
-examples TMB-therapuDrug and EGFR-L858R-therapuDrug1: the predicted effect, the treatment
-context, the medication assessed and the level of evidence, with the rule's source cited.
+* therapeutic-implication: what a knowledge rule says of a biomarker, shaped as the IG's
+  examples TMB-therapuDrug and EGFR-L858R-therapuDrug1 (predicted effect, treatment context,
+  medication assessed, level of evidence, the rule's source cited);
+* diagnostic-implication: ClinVar's classification of a Variant (example
+  ATR-insertion-significance);
+* molecular-consequence: one transcript consequence of a Variant.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from ..model import AnalysisContext, ClinVarAssertion, TranscriptConsequence
@@ -21,7 +25,7 @@ from .identifiers import (
     performer_reference,
 )
 
-__all__ = ["diagnostic_implication", "molecular_consequence", "therapeutic_implication"]
+__all__ = ["Implications"]
 
 _CITATION = profile("workflow-relatedArtifactComponent")
 LOINC = "http://loinc.org"
@@ -29,93 +33,107 @@ SO = "http://www.sequenceontology.org"
 _CLINVAR = {"type": "citation", "label": "ClinVar", "url": "https://www.ncbi.nlm.nih.gov/clinvar/"}
 
 
-def therapeutic_implication(
-    ctx: AnalysisContext, knowledge: KnowledgeBase, rule: ActionabilityRule, finding: str
-) -> dict[str, Any]:
-    """The implication of ``rule`` for the Observation whose id is ``finding``."""
-    obs = _implication(ctx, "therapeutic-implication", f"{finding}|{rule.line}", finding)
-    obs["component"] = _components(knowledge, rule)
-    return obs
+class Implications:
+    """Builds the implications of one conversion: what they share (subject, times,
+    categories, codes) is made once, not per implication."""
 
+    def __init__(self, ctx: AnalysisContext) -> None:
+        self._ctx = ctx
+        self._ids = IdFactory(ctx)
+        self._kinds: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        shared: dict[str, Any] = {
+            "status": "final",
+            "category": [concept("category", "laboratory"), concept("category", "genetics")],
+        }
+        optional = {
+            "subject": patient_reference(ctx.patient),
+            "effectiveDateTime": effective_time(ctx.file_date, ctx.issued),
+            "issued": instant(ctx.issued),
+            "performer": [p] if (p := performer_reference(ctx)) else None,
+        }
+        self._shared = shared
+        self._after_code = {k: v for k, v in optional.items() if v is not None}
 
-def _implication(ctx: AnalysisContext, kind: str, key: str, finding: str) -> dict[str, Any]:
-    """The elements implications share, derived from the Observation ``finding``."""
-    rid = IdFactory(ctx).resource(f"{kind}|{key}")
-    obs: dict[str, Any] = {
-        "resourceType": "Observation",
-        "id": rid,
-        "meta": {"profile": [profile(kind)]},
-        "identifier": [identifier(rid)],
-        "status": "final",
-        "category": [concept("category", "laboratory"), concept("category", "genetics")],
-        "code": concept("resource-code", kind),
-        "subject": patient_reference(ctx.patient),
-    }
-    optional = {
-        "effectiveDateTime": effective_time(ctx.file_date, ctx.issued),
-        "issued": instant(ctx.issued),
-        "performer": [p] if (p := performer_reference(ctx)) else None,
-    }
-    obs.update((k, v) for k, v in optional.items() if v is not None)
-    obs["derivedFrom"] = [internal("Observation", finding)]
-    return obs
+    def therapeutic(
+        self, knowledge: KnowledgeBase, rule: ActionabilityRule, finding: str
+    ) -> dict[str, Any]:
+        """The implication of ``rule`` for the Observation whose id is ``finding``."""
+        obs = self._implication("therapeutic-implication", f"{finding}|{rule.line}", finding)
+        obs["component"] = _components(knowledge, rule)
+        return obs
 
-
-def diagnostic_implication(
-    ctx: AnalysisContext, variant: str, clinvar: ClinVarAssertion
-) -> dict[str, Any]:
-    """ClinVar's classification of the Variant whose id is ``variant``, as a
-    diagnostic-implication: significance (the ACMG tier's LOINC answer, else ClinVar's own
-    words), review status as the level of evidence, and the conditions; ClinVar cited as the
-    source that decided."""
-    obs = _implication(ctx, "diagnostic-implication", f"clinvar|{variant}", variant)
-    significance: dict[str, Any] = {"text": clinvar.significance}
-    if clinvar.tier is not None and clinvar.answer_code:
-        tier = {"system": LOINC, "code": clinvar.answer_code, "display": clinvar.tier.value}
-        significance = {"coding": [tier]}
-    decided = _part("clinical-significance", significance)
-    decided["extension"] = [{"url": _CITATION, "valueRelatedArtifact": _CLINVAR}]
-    parts = [decided]
-    if clinvar.review_status:
-        stars = "" if clinvar.stars is None else f" ({clinvar.stars} of 4 stars)"
-        parts.append(_part("evidence-level", {"text": f"ClinVar: {clinvar.review_status}{stars}"}))
-    parts += [_part("predicted-phenotype", {"text": c.name}) for c in clinvar.conditions if c.name]
-    obs["component"] = parts
-    return obs
-
-
-def molecular_consequence(
-    ctx: AnalysisContext, variant: str, consequence: TranscriptConsequence, order: int
-) -> dict[str, Any]:
-    """One transcript consequence of the Variant whose id is ``variant`` (``order``: its
-    place among the allele's consequences, for a stable id): transcript, c. and p. HGVS
-    where they name their reference sequence, and the Sequence Ontology terms."""
-    key = f"{variant}|{order}|{consequence.transcript or ''}"
-    obs = _implication(ctx, "molecular-consequence", key, variant)
-    parts = []
-    transcript = consequence.transcript
-    if transcript:
-        system = ENSEMBL if transcript.startswith("ENS") else REFSEQ
-        parts.append(_coded("transcript-ref-seq", system, transcript))
-    if consequence.hgvs_c:
-        hgvs_c = consequence.hgvs_c
-        if ":" not in hgvs_c and transcript:
-            hgvs_c = f"{transcript}:{hgvs_c}"
-        if ":" in hgvs_c:
-            parts.append(_coded("coding-hgvs", HGVS, hgvs_c))
-    if consequence.hgvs_p and ":" in consequence.hgvs_p:
-        parts.append(_coded("protein-hgvs", HGVS, consequence.hgvs_p))
-    for term in consequence.consequences:
-        found = sequence_ontology(term)
-        value = (
-            {"coding": [{"system": SO, "code": found[0], "display": found[1]}]}
-            if found
-            else {"text": term}
-        )
-        parts.append(_part("feature-consequence", value, "consequence-component"))
-    if parts:
+    def diagnostic(self, variant: str, clinvar: ClinVarAssertion) -> dict[str, Any]:
+        """ClinVar's classification of the Variant whose id is ``variant``: significance
+        (the ACMG tier's LOINC answer, else ClinVar's own words), review status as the
+        level of evidence, and the conditions; ClinVar cited as the source that decided."""
+        obs = self._implication("diagnostic-implication", f"clinvar|{variant}", variant)
+        significance: dict[str, Any] = {"text": clinvar.significance}
+        if clinvar.tier is not None and clinvar.answer_code:
+            tier = {"system": LOINC, "code": clinvar.answer_code, "display": clinvar.tier.value}
+            significance = {"coding": [tier]}
+        decided = _part("clinical-significance", significance)
+        decided["extension"] = [{"url": _CITATION, "valueRelatedArtifact": _CLINVAR}]
+        parts = [decided]
+        if clinvar.review_status:
+            stars = "" if clinvar.stars is None else f" ({clinvar.stars} of 4 stars)"
+            level = {"text": f"ClinVar: {clinvar.review_status}{stars}"}
+            parts.append(_part("evidence-level", level))
+        parts += [
+            _part("predicted-phenotype", {"text": c.name}) for c in clinvar.conditions if c.name
+        ]
         obs["component"] = parts
-    return obs
+        return obs
+
+    def consequence(
+        self, variant: str, consequence: TranscriptConsequence, order: int
+    ) -> dict[str, Any]:
+        """One transcript consequence of the Variant whose id is ``variant`` (``order``: its
+        place among the allele's consequences, for a stable id): transcript, c. and p. HGVS
+        where they name their reference sequence, and the Sequence Ontology terms."""
+        key = f"{variant}|{order}|{consequence.transcript or ''}"
+        obs = self._implication("molecular-consequence", key, variant)
+        parts = []
+        transcript = consequence.transcript
+        if transcript:
+            system = ENSEMBL if transcript.startswith("ENS") else REFSEQ
+            parts.append(_coded("transcript-ref-seq", system, transcript))
+        hgvs_c = consequence.hgvs_c
+        if hgvs_c and ":" not in hgvs_c and transcript:
+            hgvs_c = f"{transcript}:{hgvs_c}"
+        if hgvs_c and ":" in hgvs_c:
+            parts.append(_coded("coding-hgvs", HGVS, hgvs_c))
+        if consequence.hgvs_p and ":" in consequence.hgvs_p:
+            parts.append(_coded("protein-hgvs", HGVS, consequence.hgvs_p))
+        parts += [_term(term) for term in consequence.consequences]
+        if parts:
+            obs["component"] = parts
+        return obs
+
+    def _implication(self, kind: str, key: str, finding: str) -> dict[str, Any]:
+        """The elements implications share, derived from the Observation ``finding``."""
+        meta, code = self._kinds.get(kind) or self._kind(kind)
+        rid = self._ids.resource(f"{kind}|{key}")
+        return {
+            "resourceType": "Observation",
+            "id": rid,
+            "meta": meta,
+            "identifier": [identifier(rid)],
+            **self._shared,
+            "code": code,
+            **self._after_code,
+            "derivedFrom": [internal("Observation", finding)],
+        }
+
+    def _kind(self, kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        found = self._kinds[kind] = {"profile": [profile(kind)]}, concept("resource-code", kind)
+        return found
+
+
+def _term(term: str) -> dict[str, Any]:
+    """A feature-consequence component: the Sequence Ontology term, coded when known."""
+    found = sequence_ontology(term)
+    value = {"coding": [{"system": SO, "code": found[0], "display": found[1]}]} if found else None
+    return _part("feature-consequence", value or {"text": term}, "consequence-component")
 
 
 def _coded(name: str, system: str, code: str) -> dict[str, Any]:
@@ -139,8 +157,13 @@ def _components(knowledge: KnowledgeBase, rule: ActionabilityRule) -> list[dict[
 
 
 def _part(name: str, value: dict[str, Any], group: str = "implication-component") -> dict[str, Any]:
-    code = coding(group, name)
-    return {"code": {"coding": [code]}, "valueCodeableConcept": value}
+    return {"code": _code(group, name), "valueCodeableConcept": value}
+
+
+@cache
+def _code(group: str, name: str) -> dict[str, Any]:
+    """A component's code, made once and shared (resources never change their parts)."""
+    return {"coding": [coding(group, name)]}
 
 
 def _statement(rule: ActionabilityRule) -> str:

@@ -55,7 +55,7 @@ from .identifiers import (
     performer_reference,
     specimen_reference,
 )
-from .implication import diagnostic_implication, molecular_consequence
+from .implication import Implications
 from .templates import ID_MARK, Kind, ResourceTemplate, dicts, marks
 
 __all__ = ["AccessionLookup", "Encoding", "Inspect", "Shape", "VariantBuilder"]
@@ -451,6 +451,7 @@ class _Encoder:
         #: lane key -> its shape and the shape's template; None where the lane does not apply
         self.lanes: dict[tuple[Any, ...], tuple[Shape, ResourceTemplate] | None] = {}
         self.native: Lane | None = None  # the lane this encoder teaches
+        self.implications = Implications(builder._ctx)
 
     def __call__(self, call: VariantCall, genes: Sequence[tuple[str, str]] = ()) -> Encoded:
         rid, raw_id = self.builder._ids.variant(call)
@@ -484,13 +485,13 @@ class _Encoder:
     def _derived(self, call: VariantCall, rid: str) -> list[dict[str, Any]]:
         """What the annotations say of the Variant: a molecular-consequence per transcript
         consequence, and ClinVar's diagnostic-implication; all results of the report."""
-        ctx, found = self.builder._ctx, []
+        found = []
         allele = call.annotation
         if allele is not None and allele.primary is not None:
             consequences = (allele.primary, *allele.others)
-            found += [molecular_consequence(ctx, rid, c, i) for i, c in enumerate(consequences)]
+            found += [self.implications.consequence(rid, c, i) for i, c in enumerate(consequences)]
         if call.clinvar is not None:
-            found.append(diagnostic_implication(ctx, rid, call.clinvar))
+            found.append(self.implications.diagnostic(rid, call.clinvar))
         return found
 
     def _lane(self, call: VariantCall) -> tuple[Shape, ResourceTemplate, list[Any]] | None:
