@@ -160,9 +160,10 @@ def convert_vcf(
             workers, chunk = _workers(options.jobs, size), CHUNK_VARIANTS
             if workers > 1 and reader.index is None:  # indexed regions: read in one process
                 job = Job(source, reading, ctx, form, options.validate, workers, chunk, SPAN_BYTES)
+                job = replace(job, knowledge=knowledge)
                 convert_in_parallel(job, reader, writer, summary, progress)
             else:
-                builder = VariantBuilder(ctx, accession, share=share)
+                builder = VariantBuilder(ctx, accession, share=share, knowledge=knowledge)
                 out = _Writing(writer, summary, progress)
                 checks = variant_checks(validator, builder, summary)
                 make_variants(reader, builder, writer, checks, out, chunk=chunk)

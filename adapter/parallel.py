@@ -30,6 +30,7 @@ from .errors import AdapterError, TruncatedInputError
 from .fhir.variant import VariantBuilder
 from .fhir.writers import Part, ResourceWriter, open_writer
 from .model import AnalysisContext, ConversionSummary
+from .readers.knowledge import KnowledgeBase
 from .readers.vcf import VcfReader
 from .readers.vcf_text import Stream, open_stream
 from .validation import load_validator
@@ -55,6 +56,7 @@ class Job:
     workers: int
     chunk: int  # variants encoded before they are appended to the part file
     span_bytes: int  # the length of a span, about
+    knowledge: KnowledgeBase | None = None  # for the annotated variants' implications
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +231,7 @@ class _Merge:
 def _receive(conn: Connection) -> tuple[Any, ...]:
     try:
         result: tuple[Any, ...] = conn.recv()
-    except EOFError:
+    except (EOFError, OSError):  # the worker died: its end of the pipe closed or reset
         raise AdapterError("a conversion worker stopped without a result") from None
     return result
 
@@ -241,7 +243,8 @@ def _work(job: Job, parts: Path, conn: Connection) -> None:
     """A worker process: spans until the parent closes the pipe."""
     validator = load_validator() if job.validate else None
     with sharing(validator) as share, conn:
-        worker = _Worker(job, parts, VariantBuilder(job.ctx, accession, share=share))
+        builder = VariantBuilder(job.ctx, accession, share=share, knowledge=job.knowledge)
+        worker = _Worker(job, parts, builder)
         worker.checks = variant_checks(validator, worker.builder, ConversionSummary())
         while True:
             try:

@@ -141,3 +141,32 @@ def test_a_missing_knowledge_file_fails_before_any_output(tmp_path: Path) -> Non
             VCF / "snv.vcf", tmp_path / "o.json", replace(OPTIONS, knowledge=tmp_path / "none.tsv")
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_annotated_variants_meet_variant_and_class_rules_in_any_process_count(
+    tmp_path: Path,
+) -> None:
+    """BRAF p.Val600Glu (named on the canonical transcript, not the MANE one) and a BRCA1
+    frameshift (loss of function) get their therapeutic implications, derived from them."""
+    outputs = []
+    for jobs in (1, 2):
+        out = tmp_path / f"out-{jobs}.json"
+        options = replace(OPTIONS, knowledge=EXAMPLE, tumor=None, jobs=jobs)
+        convert_vcf(VCF / "vep_sample.vcf", out, options)
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    found = implications(tmp_path / "out-1.json", OutputFormat.TRANSACTION)
+    medications = sorted(
+        c["valueCodeableConcept"]["text"]
+        for obs in found
+        for c in obs["component"]
+        if c["code"]["coding"][0]["code"] == "51963-7"
+    )
+    assert medications == ["olaparib", "vemurafenib"]
+    variants = {
+        uuid_of(r)
+        for r in resources_in(tmp_path / "out-1.json", OutputFormat.TRANSACTION)
+        if r.get("code", {}).get("coding", [{}])[0].get("code") == "69548-6"
+    }
+    for obs in found:
+        assert obs["derivedFrom"][0]["reference"].removeprefix("urn:uuid:") in variants

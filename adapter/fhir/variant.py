@@ -33,6 +33,7 @@ from ..model import (
     Zygosity,
 )
 from ..notation import ChangeType, Notation, describe, describe_structural, ploidy
+from ..readers.knowledge import KnowledgeBase
 from .codes import (
     DBSNP,
     ENSEMBL,
@@ -204,10 +205,13 @@ class VariantBuilder:
         accession: AccessionLookup,
         *,
         share: Callable[[Any], Any] = lambda value: value,
+        knowledge: KnowledgeBase | None = None,
     ) -> None:
         """``share`` is told of every part that Observations share (they never change), e.g.
-        :meth:`adapter.validation.Validator.sharing`'s, to check each of them once."""
+        :meth:`adapter.validation.Validator.sharing`'s, to check each of them once;
+        ``knowledge`` gives annotated variants their therapeutic implications."""
         self._ctx = ctx
+        self._knowledge = knowledge
         self._share = share
         self._accession = accession
         self._ids = IdFactory(ctx)
@@ -484,7 +488,8 @@ class _Encoder:
 
     def _derived(self, call: VariantCall, rid: str) -> list[dict[str, Any]]:
         """What the annotations say of the Variant: a molecular-consequence per transcript
-        consequence, and ClinVar's diagnostic-implication; all results of the report."""
+        consequence, ClinVar's diagnostic-implication, and the therapeutic implications the
+        knowledge file gives the allele; all results of the report."""
         found = []
         allele = call.annotation
         if allele is not None and allele.primary is not None:
@@ -492,6 +497,12 @@ class _Encoder:
             found += [self.implications.consequence(rid, c, i) for i, c in enumerate(consequences)]
         if call.clinvar is not None:
             found.append(self.implications.diagnostic(rid, call.clinvar))
+        knowledge = self.builder._knowledge
+        if knowledge is not None and allele is not None:
+            found += [
+                self.implications.therapeutic(knowledge, r, rid)
+                for r in knowledge.for_allele(allele)
+            ]
         return found
 
     def _lane(self, call: VariantCall) -> tuple[Shape, ResourceTemplate, list[Any]] | None:

@@ -5,8 +5,10 @@ user's organisation decides (the adapter ships no clinical knowledge of its own;
 A tab-separated file; ``#`` lines are comments, except ``# name:`` and ``# version:``, which the
 report records as the knowledge source. Columns, in this order:
 
-``match``      ``variant`` (gene + p.HGVS), ``class`` (gene + a variant class such as
-               ``amplification`` or ``loss_of_function``) or ``biomarker`` (``MSI-H``, ``MSI-L``,
+``match``      ``variant`` (gene + p.HGVS, matched on any transcript of an annotated allele),
+               ``class`` (gene + a variant class: ``loss_of_function``, met by a truncating
+               consequence; other classes such as ``amplification`` are kept but not yet
+               matched) or ``biomarker`` (``MSI-H``, ``MSI-L``,
                ``MSS``, or a mutational burden threshold ``TMB>=10``, mutations/Mb)
 ``gene``       HGNC symbol (empty for biomarkers)
 ``alteration`` the p.HGVS, class or biomarker
@@ -21,12 +23,13 @@ report records as the knowledge source. Columns, in this order:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from ..errors import InputError
-from ..model import TumorBiomarkers
+from ..model import AlleleAnnotation, TranscriptConsequence, TumorBiomarkers
 
 __all__ = ["ActionabilityRule", "Effect", "KnowledgeBase", "Match", "read_knowledge"]
 
@@ -41,6 +44,19 @@ _COLUMNS = (
     "source",
 )
 _TMB = "TMB>="
+LOSS_OF_FUNCTION = "loss_of_function"
+#: consequences that end a transcript's protein (the class rule ``loss_of_function``); the
+#: VEP/Sequence Ontology terms of its "HIGH" impact truncating kind
+LOSS_OF_FUNCTION_TERMS = frozenset(
+    {
+        "transcript_ablation",
+        "splice_acceptor_variant",
+        "splice_donor_variant",
+        "stop_gained",
+        "frameshift_variant",
+        "start_lost",
+    }
+)
 _MSI = frozenset({"MSI-H", "MSI-L", "MSS"})
 
 
@@ -84,6 +100,8 @@ class KnowledgeBase:
     name: str
     version: str | None
     rules: tuple[ActionabilityRule, ...]
+    #: variant and class rules by gene, for matching alleles
+    by_gene: Mapping[str, tuple[ActionabilityRule, ...]] = field(default_factory=dict)
 
     def label(self) -> str:
         """Name and version, as the report records the source."""
@@ -102,6 +120,33 @@ class KnowledgeBase:
             elif rule.alteration == tumor.microsatellite_status:
                 found.append(("msi", rule))
         return found
+
+    def for_allele(self, allele: AlleleAnnotation) -> list[ActionabilityRule]:
+        """The variant and class rules an allele meets through any of its transcript
+        consequences (a p.HGVS may be named on another transcript than the MANE one)."""
+        found: list[ActionabilityRule] = []
+        consequences = (allele.primary, *allele.others) if allele.primary else ()
+        for each in consequences:
+            for rule in self.by_gene.get(each.gene_symbol or "", ()):
+                if rule not in found and _meets(rule, each):
+                    found.append(rule)
+        return found
+
+
+def _meets(rule: ActionabilityRule, consequence: TranscriptConsequence) -> bool:
+    if rule.match is Match.VARIANT:
+        return _protein_change(consequence.hgvs_p) == _protein_change(rule.alteration)
+    return rule.alteration == LOSS_OF_FUNCTION and bool(
+        LOSS_OF_FUNCTION_TERMS.intersection(consequence.consequences)
+    )
+
+
+def _protein_change(hgvs_p: str | None) -> str | None:
+    """``ENSP…:p.(Val600Glu)`` and ``p.Val600Glu`` alike as ``Val600Glu``."""
+    if not hgvs_p:
+        return None
+    change = hgvs_p.rpartition(":")[2].removeprefix("p.")
+    return change.removeprefix("(").removesuffix(")") or None
 
 
 def read_knowledge(path: Path) -> KnowledgeBase:
@@ -130,7 +175,12 @@ def read_knowledge(path: Path) -> KnowledgeBase:
         rules.append(_rule(path, number, fields))
     if not header_seen:
         raise _bad(path, None, "no header line and no rules")
-    return KnowledgeBase(meta.get("name", path.name), meta.get("version"), tuple(rules))
+    by_gene: dict[str, tuple[ActionabilityRule, ...]] = {}
+    for rule in rules:
+        if rule.match is not Match.BIOMARKER:
+            by_gene[rule.gene] = (*by_gene.get(rule.gene, ()), rule)
+    name = meta.get("name", path.name)
+    return KnowledgeBase(name, meta.get("version"), tuple(rules), by_gene)
 
 
 def _rule(path: Path, number: int, fields: list[str]) -> ActionabilityRule:
