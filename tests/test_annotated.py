@@ -11,6 +11,7 @@ import pytest
 from test_convert import BASE, VCF, resources_in
 
 from adapter.convert import OutputFormat, convert_vcf
+from adapter.errors import MalformedRecordError
 
 GENE, TRANSCRIPT, CODING, PROTEIN = "48018-6", "51958-7", "48004-6", "48005-3"
 
@@ -94,12 +95,21 @@ def test_clinvar_becomes_a_diagnostic_implication_of_its_variant(
             value["coding"][0]["code"] if "coding" in value else value["text"]
         )
     assert sorted(significance.values()) == ["LA26332-9", "LA6668-3", "drug response"]
-    variant_ids = {_uuid(v["identifier"][0]) for v in variants(out, form)}
-    assert set(significance) <= variant_ids  # each derived from a Variant of this report
-    report = next(r for r in resources if r["resourceType"] == "DiagnosticReport")
-    listed = {_uuid(ref) for ref in report["result"]}
-    assert {_uuid(o["identifier"][0]) for o in found} <= listed
+    assert_derived_and_listed(found, resources)
     assert summary.validation_errors == 0
+
+
+def assert_derived_and_listed(found: list[dict[str, Any]], resources: list[dict[str, Any]]) -> None:
+    """Each of ``found`` is derived from a Variant of the output and listed in its report."""
+    variant_ids = {
+        _uuid(r["identifier"][0])
+        for r in resources
+        if r["resourceType"] == "Observation" and r["code"]["coding"][0]["code"] == "69548-6"
+    }
+    assert found
+    assert {_uuid(o["derivedFrom"][0]) for o in found} <= variant_ids
+    report = next(r for r in resources if r["resourceType"] == "DiagnosticReport")
+    assert {_uuid(o["identifier"][0]) for o in found} <= {_uuid(ref) for ref in report["result"]}
 
 
 def _uuid(reference: dict[str, str]) -> str:
@@ -119,8 +129,7 @@ def test_each_transcript_consequence_is_a_molecular_consequence(
     implications = [r for r in resources if "diagnostic-implication" in str(r.get("meta"))]
     written = summary.resources_written["Observation"]
     assert written == summary.variants_converted + len(found) + len(implications)
-    variant_ids = {_uuid(v["identifier"][0]) for v in variants(out, form)}
-    assert {_uuid(c["derivedFrom"][0]) for c in found} <= variant_ids
+    assert_derived_and_listed(found, resources)
     braf_transcripts = {"ENST00000646891.2", "ENST00000288602.11", "ENST00000479537.6"}
     braf = [c for c in found if parts(c).get(TRANSCRIPT) in braf_transcripts]
     assert len(braf) == 3  # MANE Select, canonical and a downstream transcript
@@ -131,6 +140,20 @@ def test_each_transcript_consequence_is_a_molecular_consequence(
         if x["code"]["coding"][0]["code"] == "feature-consequence"
     }
     assert terms == {"SO:0001583", "SO:0001632"}  # missense, downstream gene variant
-    report = next(r for r in resources if r["resourceType"] == "DiagnosticReport")
-    listed = {_uuid(ref) for ref in report["result"]}
-    assert {_uuid(c["identifier"][0]) for c in found} <= listed
+
+
+def test_a_malformed_annotation_fails_the_conversion_by_its_line(tmp_path: Path) -> None:
+    lines = (VCF / "vep_sample.vcf").read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if "CSQ=" in line and not line.startswith("#"))
+    lines[at] = lines[at].replace("CSQ=", "CSQ=T|too|few,", 1)
+    broken = tmp_path / "broken.vcf"
+    broken.write_text("".join(lines))
+    out = tmp_path / "out.json"
+    with pytest.raises(MalformedRecordError) as raised:
+        convert_vcf(broken, out, BASE)
+    assert (raised.value.source, raised.value.line, raised.value.field) == (
+        str(broken),
+        at + 1,
+        "CSQ",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.vcf"]

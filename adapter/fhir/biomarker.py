@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import AnalysisContext, TumorBiomarkers
-from .codes import concept, effective_time, instant, profile
+from .codes import concept, profile
 from .identifiers import (
     IdFactory,
     identifier,
-    patient_reference,
-    performer_reference,
+    observed,
     specimen_reference,
 )
 
@@ -54,15 +53,9 @@ def _observation(ctx: AnalysisContext, kind: str, value: dict[str, Any]) -> dict
             concept("category", "genetics"),
         ],
         "code": concept("resource-code", kind),
-        "subject": patient_reference(ctx.patient),
+        **observed(ctx),
+        **value,
     }
-    optional = {
-        "effectiveDateTime": effective_time(ctx.file_date, ctx.issued),
-        "issued": instant(ctx.issued),
-        "performer": [p] if (p := performer_reference(ctx)) else None,
-    }
-    obs.update((k, v) for k, v in optional.items() if v is not None)
-    obs.update(value)
     if (specimen := specimen_reference(ctx)) is not None:
         obs["specimen"] = specimen
     category = {

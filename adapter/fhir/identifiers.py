@@ -20,12 +20,14 @@ from typing import Any
 from .._native import VariantIds
 from ..errors import OptionsError
 from ..model import AnalysisContext, PatientRef, VariantCall
+from .codes import effective_time, instant
 
 __all__ = [
     "URI_SYSTEM",
     "IdFactory",
     "identifier",
     "internal",
+    "observed",
     "order_reference",
     "patient_reference",
     "performer_reference",
@@ -142,3 +144,15 @@ def order_reference(ctx: AnalysisContext) -> dict[str, Any] | None:
 def performer_reference(ctx: AnalysisContext) -> dict[str, Any] | None:
     """The performing organization or practitioner, a literal reference as given."""
     return {"reference": ctx.performer} if ctx.performer else None
+
+
+def observed(ctx: AnalysisContext) -> dict[str, Any]:
+    """Subject, effective time, issue time and performer, in that order, as every
+    Observation of the conversion states them (the times and performer when known)."""
+    found: dict[str, Any] = {
+        "subject": patient_reference(ctx.patient),
+        "effectiveDateTime": effective_time(ctx.file_date, ctx.issued),
+        "issued": instant(ctx.issued),
+        "performer": [p] if (p := performer_reference(ctx)) else None,
+    }
+    return {k: v for k, v in found.items() if v is not None}

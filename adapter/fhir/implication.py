@@ -16,13 +16,12 @@ from typing import Any
 from ..model import AnalysisContext, ClinVarAssertion, TranscriptConsequence
 from ..readers.annotations import sequence_ontology
 from ..readers.knowledge import ActionabilityRule, KnowledgeBase
-from .codes import ENSEMBL, HGVS, REFSEQ, coding, concept, effective_time, instant, profile
+from .codes import ENSEMBL, HGVS, REFSEQ, coding, concept, profile
 from .identifiers import (
     IdFactory,
     identifier,
     internal,
-    patient_reference,
-    performer_reference,
+    observed,
 )
 
 __all__ = ["Implications"]
@@ -45,14 +44,8 @@ class Implications:
             "status": "final",
             "category": [concept("category", "laboratory"), concept("category", "genetics")],
         }
-        optional = {
-            "subject": patient_reference(ctx.patient),
-            "effectiveDateTime": effective_time(ctx.file_date, ctx.issued),
-            "issued": instant(ctx.issued),
-            "performer": [p] if (p := performer_reference(ctx)) else None,
-        }
         self._shared = shared
-        self._after_code = {k: v for k, v in optional.items() if v is not None}
+        self._after_code = observed(ctx)
 
     def therapeutic(
         self, knowledge: KnowledgeBase, rule: ActionabilityRule, finding: str

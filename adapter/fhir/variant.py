@@ -44,16 +44,13 @@ from .codes import (
     UCUM,
     coding,
     concept,
-    effective_time,
-    instant,
     profile,
     slices,
 )
 from .identifiers import (
     IdFactory,
     identifier,
-    patient_reference,
-    performer_reference,
+    observed,
     specimen_reference,
 )
 from .implication import Implications
@@ -586,14 +583,8 @@ def _head(ctx: AnalysisContext) -> dict[str, Any]:
         "status": "final",
         "category": [concept("category", "laboratory"), concept("category", "genetics")],
         "code": concept("resource-code", "variant"),
-        "subject": patient_reference(ctx.patient),
+        **observed(ctx),
     }
-    optional = {
-        "effectiveDateTime": effective_time(ctx.file_date, ctx.issued),
-        "issued": instant(ctx.issued),
-        "performer": [p] if (p := performer_reference(ctx)) else None,
-    }
-    head.update((k, v) for k, v in optional.items() if v is not None)
     head["valueCodeableConcept"] = concept("variant-value", "present")
     return head
 
