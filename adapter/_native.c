@@ -1,5 +1,6 @@
 /*
- * The per-variant hot path in C: variant ids, allele notation and the fast lane of encoding.
+ * The per-variant hot path in C: variant ids, allele notation, the fast lane of encoding and
+ * the annotations of annotated variants (their entries read, their molecular-consequences made).
  *
  * Python describes what this computes and stays the reference: adapter/notation.py
  * (describe), adapter/fhir/identifiers.py (IdFactory) and adapter/fhir/variant.py (_Encoder)
@@ -33,29 +34,28 @@ static void sha1_compress(uint32_t h[5], const unsigned char *p)
                (uint32_t)p[4 * t + 2] << 8 | (uint32_t)p[4 * t + 3];
     for (int t = 16; t < 80; t++)
         w[t] = rol(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int t = 0; t < 80; t++) {
-        uint32_t f, k;
-        if (t < 20) {
-            f = (b & c) | (~b & d);
-            k = 0x5a827999u;
-        } else if (t < 40) {
-            f = b ^ c ^ d;
-            k = 0x6ed9eba1u;
-        } else if (t < 60) {
-            f = (b & c) | (b & d) | (c & d);
-            k = 0x8f1bbcdcu;
-        } else {
-            f = b ^ c ^ d;
-            k = 0xca62c1d6u;
-        }
-        uint32_t next = rol(a, 5) + f + e + k + w[t];
-        e = d;
-        d = c;
-        c = rol(b, 30);
-        b = a;
-        a = next;
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], next;
+    /* the four stages as four loops: no branch per round, so the compiler unrolls them */
+#define SHA1_ROUND(f, k)                                                                    \
+    next = rol(a, 5) + (f) + e + (k) + w[t];                                                \
+    e = d;                                                                                  \
+    d = c;                                                                                  \
+    c = rol(b, 30);                                                                         \
+    b = a;                                                                                  \
+    a = next
+    for (int t = 0; t < 20; t++) {
+        SHA1_ROUND((b & c) | (~b & d), 0x5a827999u);
     }
+    for (int t = 20; t < 40; t++) {
+        SHA1_ROUND(b ^ c ^ d, 0x6ed9eba1u);
+    }
+    for (int t = 40; t < 60; t++) {
+        SHA1_ROUND((b & c) | (b & d) | (c & d), 0x8f1bbcdcu);
+    }
+    for (int t = 60; t < 80; t++) {
+        SHA1_ROUND(b ^ c ^ d, 0xca62c1d6u);
+    }
+#undef SHA1_ROUND
     h[0] += a;
     h[1] += b;
     h[2] += c;
@@ -273,6 +273,25 @@ static long ids_count(VariantIds *self, PyObject *chrom, long long pos)
 
 static const char HEX[] = "0123456789abcdef";
 
+/* The UUIDv5 of a name hashed after ``base``: 36 characters of text and 16 bytes. */
+static void uuid_of(const Sha1 *base, const Text *name, char text[36], unsigned char raw[16])
+{
+    Sha1 h = *base;
+    unsigned char digest[20];
+    sha1_update(&h, (const unsigned char *)name->data, name->used);
+    sha1_final(&h, digest);
+    memcpy(raw, digest, 16);
+    raw[6] = (unsigned char)(0x50 | (raw[6] & 0x0f));
+    raw[8] = (unsigned char)(0x80 | (raw[8] & 0x3f));
+    int at = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            text[at++] = '-';
+        text[at++] = HEX[raw[i] >> 4];
+        text[at++] = HEX[raw[i] & 15];
+    }
+}
+
 /* The id of a call: the UUIDv5 of its name chrom|pos|ref|alt (|end for structural
  * variants, |n for the n-th identical call at one locus; see IdFactory), as 36 characters
  * of text and as 16 bytes. */
@@ -298,20 +317,7 @@ static int ids_make(VariantIds *self, PyObject *chrom, long long pos, PyObject *
         return -1;
     if (repeat > 1 && (text_char(t, '|') < 0 || text_number(t, repeat) < 0))
         return -1;
-    Sha1 h = self->base;
-    unsigned char digest[20];
-    sha1_update(&h, (const unsigned char *)t->data, t->used);
-    sha1_final(&h, digest);
-    memcpy(raw, digest, 16);
-    raw[6] = (unsigned char)(0x50 | (raw[6] & 0x0f));
-    raw[8] = (unsigned char)(0x80 | (raw[8] & 0x3f));
-    int at = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            text[at++] = '-';
-        text[at++] = HEX[raw[i] >> 4];
-        text[at++] = HEX[raw[i] & 15];
-    }
+    uuid_of(&self->base, t, text, raw);
     return 0;
 }
 
@@ -546,7 +552,7 @@ typedef struct {
 
 static PyObject *STR_structural, *STR_record_id, *STR_filters, *STR_chromosome, *STR_pos,
     *STR_ref, *STR_alt, *STR_chrom, *STR_zygosity, *STR_allele_frequency, *STR_allele_depth,
-    *STR_annotation, *STR_clinvar, *STR_PASS;
+    *STR_annotation, *STR_clinvar, *STR_phased, *STR_PASS;
 
 enum { FLOATS_KEPT = 4096 };
 
@@ -855,14 +861,16 @@ static int call_read(PyObject *obj, Call *c)
     PyObject *filters = record ? PyObject_GetAttr(obj, STR_filters) : NULL;
     PyObject *annotation = filters ? PyObject_GetAttr(obj, STR_annotation) : NULL;
     PyObject *clinvar = annotation ? PyObject_GetAttr(obj, STR_clinvar) : NULL;
-    int open = clinvar && structural == Py_None && annotation == Py_None &&
-               clinvar == Py_None && unfiltered(filters) &&
+    PyObject *phased = clinvar ? PyObject_GetAttr(obj, STR_phased) : NULL;
+    int open = phased && structural == Py_None && annotation == Py_None &&
+               clinvar == Py_None && phased == Py_False && unfiltered(filters) &&
                (record == Py_None || PyObject_IsTrue(record) == 0);
     Py_XDECREF(structural);
     Py_XDECREF(record);
     Py_XDECREF(filters);
     Py_XDECREF(annotation);
     Py_XDECREF(clinvar);
+    Py_XDECREF(phased);
     if (!open)
         return PyErr_Occurred() ? -1 : 0;
     c->chromosome = PyObject_GetAttr(obj, STR_chromosome);
@@ -996,6 +1004,576 @@ static PyTypeObject LaneType = {
     .tp_members = lane_members,
 };
 
+/* ---- Consequences: the molecular-consequences of a Variant (_Encoder._consequences) ---- */
+
+/* A piece of UTF-8 text, not owned. */
+typedef struct {
+    const char *s;
+    size_t n;
+} Span;
+
+typedef struct {
+    PyObject_HEAD
+    Sha1 base;            /* the hash of everything before a consequence's name */
+    PyObject *references; /* what the writer puts before an id in a reference */
+    PyObject *ensembl, *refseq; /* the transcripts' systems */
+    PyObject *make;       /* (system, coding, protein, terms, count) -> (pieces, before) */
+    PyObject *dumps;      /* orjson.dumps, for text that needs escaping */
+    PyObject *templates;  /* shape -> (pieces, before) */
+    Text out, ids, name, coding, finding;
+} Consequences;
+
+static PyObject *STR_transcript, *STR_hgvs_c, *STR_hgvs_p, *STR_consequences;
+
+static int consequences_init(Consequences *self, PyObject *args, PyObject *kwds)
+{
+    Py_buffer prefix;
+    PyObject *references, *ensembl, *refseq, *make, *dumps;
+    static char *names[] = {"prefix", "references", "ensembl", "refseq", "make", "dumps", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*UUUOO", names, &prefix, &references,
+                                     &ensembl, &refseq, &make, &dumps))
+        return -1;
+    sha1_init(&self->base);
+    sha1_update(&self->base, prefix.buf, (size_t)prefix.len);
+    PyBuffer_Release(&prefix);
+    Py_XSETREF(self->references, Py_NewRef(references));
+    Py_XSETREF(self->ensembl, Py_NewRef(ensembl));
+    Py_XSETREF(self->refseq, Py_NewRef(refseq));
+    Py_XSETREF(self->make, Py_NewRef(make));
+    Py_XSETREF(self->dumps, Py_NewRef(dumps));
+    Py_XSETREF(self->templates, PyDict_New());
+    return self->templates ? 0 : -1;
+}
+
+static int consequences_traverse(Consequences *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->references);
+    Py_VISIT(self->ensembl);
+    Py_VISIT(self->refseq);
+    Py_VISIT(self->make);
+    Py_VISIT(self->dumps);
+    Py_VISIT(self->templates);
+    return 0;
+}
+
+static int consequences_clear(Consequences *self)
+{
+    Py_CLEAR(self->references);
+    Py_CLEAR(self->ensembl);
+    Py_CLEAR(self->refseq);
+    Py_CLEAR(self->make);
+    Py_CLEAR(self->dumps);
+    Py_CLEAR(self->templates);
+    return 0;
+}
+
+static void consequences_dealloc(Consequences *self)
+{
+    PyObject_GC_UnTrack(self);
+    consequences_clear(self);
+    Text *texts[] = {&self->out, &self->ids, &self->name, &self->coding, &self->finding};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        PyMem_Free(texts[i]->data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Append text's JSON: as it is when plain, else as ``dumps`` escapes it. */
+static int put_text(Consequences *self, Text *t, const char *s, size_t n)
+{
+    int done = put_plain(t, s, n);
+    if (done != 0)
+        return done < 0 ? -1 : 0;
+    PyObject *text = PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "strict");
+    PyObject *encoded = text ? PyObject_CallOneArg(self->dumps, text) : NULL;
+    Py_XDECREF(text);
+    if (encoded == NULL || !PyBytes_Check(encoded)) {
+        Py_XDECREF(encoded);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "dumps did not return bytes");
+        return -1;
+    }
+    int failed = text_put(t, PyBytes_AS_STRING(encoded), (size_t)PyBytes_GET_SIZE(encoded));
+    Py_DECREF(encoded);
+    return failed;
+}
+
+/* The template of a shape, made by Python the first time it is met (borrowed). */
+static PyObject *consequence_template(Consequences *self, PyObject *system, int coding,
+                                      int protein, PyObject *terms, Py_ssize_t count)
+{
+    PyObject *key = PyTuple_Pack(4, system, coding ? Py_True : Py_False,
+                                 protein ? Py_True : Py_False, terms);
+    if (key == NULL)
+        return NULL;
+    PyObject *found = PyDict_GetItemWithError(self->templates, key);
+    if (found == NULL && !PyErr_Occurred()) {
+        PyObject *made = PyObject_CallFunction(self->make, "OOOOn", system, coding ? Py_True : Py_False,
+                                               protein ? Py_True : Py_False, terms, count);
+        if (made != NULL && (!PyTuple_Check(made) || PyTuple_GET_SIZE(made) != 2 ||
+                             !PyTuple_Check(PyTuple_GET_ITEM(made, 0)) ||
+                             !PyLong_Check(PyTuple_GET_ITEM(made, 1)))) {
+            PyErr_SetString(PyExc_TypeError, "make must return (pieces, before)");
+            Py_CLEAR(made);
+        }
+        if (made != NULL && PyDict_SetItem(self->templates, key, made) == 0)
+            found = made;
+        Py_XDECREF(made); /* the dict holds it */
+    }
+    Py_DECREF(key);
+    return found;
+}
+
+/* One consequence: its encoding appended to self->out, its id to self->ids. */
+static int consequence(Consequences *self, const char *rid, Py_ssize_t order, PyObject *item)
+{
+    PyObject *tx = PyObject_GetAttr(item, STR_transcript);
+    PyObject *c = tx ? PyObject_GetAttr(item, STR_hgvs_c) : NULL;
+    PyObject *p = c ? PyObject_GetAttr(item, STR_hgvs_p) : NULL;
+    PyObject *terms = p ? PyObject_GetAttr(item, STR_consequences) : NULL;
+    int result = -1;
+    Py_ssize_t txl = 0, cl = 0, pl = 0;
+    const char *txs = "", *cs = NULL, *ps = NULL;
+    if (terms == NULL || (tx != Py_None && (txs = utf8(tx, &txl)) == NULL) ||
+        (c != Py_None && (cs = utf8(c, &cl)) == NULL) ||
+        (p != Py_None && (ps = utf8(p, &pl)) == NULL))
+        goto done;
+    Text *coding = &self->coding; /* the c.HGVS, given the transcript's when it names none */
+    coding->used = 0;
+    if (cs != NULL && cl > 0) {
+        if (memchr(cs, ':', (size_t)cl) == NULL && txl > 0 &&
+            (text_put(coding, txs, (size_t)txl) < 0 || text_char(coding, ':') < 0))
+            goto done;
+        if (text_put(coding, cs, (size_t)cl) < 0)
+            goto done;
+    }
+    int has_c = coding->used > 0 && memchr(coding->data, ':', coding->used) != NULL;
+    int has_p = ps != NULL && pl > 0 && memchr(ps, ':', (size_t)pl) != NULL;
+    PyObject *system = txl == 0 ? Py_None
+                       : (txl >= 3 && memcmp(txs, "ENS", 3) == 0) ? self->ensembl
+                                                                  : self->refseq;
+    Py_ssize_t count = 1 + (txl > 0) + has_c + has_p;
+    PyObject *template = consequence_template(self, system, has_c, has_p, terms, count);
+    if (template == NULL)
+        goto done;
+    PyObject *pieces = PyTuple_GET_ITEM(template, 0);
+    Py_ssize_t before = PyLong_AsSsize_t(PyTuple_GET_ITEM(template, 1));
+    Py_ssize_t holes = PyTuple_GET_SIZE(pieces) - 1;
+    if (before < 0 || holes < before + count) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "a template with fewer holes than values");
+        goto done;
+    }
+    Text *name = &self->name;
+    name->used = 0;
+    char text[36];
+    unsigned char raw[16];
+    if (text_put(name, rid, 36) < 0 || text_char(name, '|') < 0 || text_number(name, order) < 0 ||
+        text_char(name, '|') < 0 || text_put(name, txs, (size_t)txl) < 0)
+        goto done;
+    uuid_of(&self->base, name, text, raw);
+    Span values[4];
+    Py_ssize_t at = 0;
+    values[at++] = (Span){self->finding.data, self->finding.used};
+    if (txl > 0)
+        values[at++] = (Span){txs, (size_t)txl};
+    if (has_c)
+        values[at++] = (Span){coding->data, coding->used};
+    if (has_p)
+        values[at++] = (Span){ps, (size_t)pl};
+    Text *t = &self->out;
+    for (Py_ssize_t i = 0; i <= holes; i++) {
+        PyObject *piece = PyTuple_GET_ITEM(pieces, i);
+        if (!PyBytes_Check(piece)) {
+            PyErr_SetString(PyExc_TypeError, "template pieces must be bytes");
+            goto done;
+        }
+        if (text_put(t, PyBytes_AS_STRING(piece), (size_t)PyBytes_GET_SIZE(piece)) < 0)
+            goto done;
+        if (i == holes)
+            break;
+        Py_ssize_t v = i - before;
+        int failed = v < 0 || v >= count ? text_put(t, text, 36)
+                                         : put_text(self, t, values[v].s, values[v].n);
+        if (failed)
+            goto done;
+    }
+    result = text_put(&self->ids, (const char *)raw, 16);
+done:
+    Py_XDECREF(tx);
+    Py_XDECREF(c);
+    Py_XDECREF(p);
+    Py_XDECREF(terms);
+    return result;
+}
+
+/* consequences(variant id, transcript consequences) -> (their encodings, their ids) */
+static PyObject *consequences_call(Consequences *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *rid_obj, *items;
+    static char *names[] = {"variant", "consequences", NULL};
+    if (self->templates == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Consequences is not initialised");
+        return NULL;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UO", names, &rid_obj, &items))
+        return NULL;
+    Py_ssize_t ridl, refl;
+    const char *rid = utf8(rid_obj, &ridl);
+    const char *refs = rid ? utf8(self->references, &refl) : NULL;
+    if (refs == NULL)
+        return NULL;
+    if (ridl != 36) {
+        PyErr_SetString(PyExc_ValueError, "a variant id is 36 characters of UUID text");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(items, "consequences must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    self->out.used = self->ids.used = self->finding.used = 0;
+    PyObject *result = NULL;
+    if (text_put(&self->finding, refs, (size_t)refl) < 0 ||
+        text_put(&self->finding, rid, 36) < 0)
+        goto done;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++)
+        if (consequence(self, rid, i, PySequence_Fast_GET_ITEM(seq, i)) < 0)
+            goto done;
+    result = Py_BuildValue("(y#y#)", self->out.data ? self->out.data : "",
+                           (Py_ssize_t)self->out.used, self->ids.data ? self->ids.data : "",
+                           (Py_ssize_t)self->ids.used);
+done:
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyTypeObject ConsequencesType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "adapter._native.Consequences",
+    .tp_basicsize = sizeof(Consequences),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Consequences(prefix, references, ensembl, refseq, make, dumps): a Variant's "
+              "molecular-consequences, encoded",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)consequences_init,
+    .tp_dealloc = (destructor)consequences_dealloc,
+    .tp_traverse = (traverseproc)consequences_traverse,
+    .tp_clear = (inquiry)consequences_clear,
+    .tp_free = PyObject_GC_Del,
+    .tp_call = (ternaryfunc)consequences_call,
+};
+
+/* ---- Entries: a CSQ/ANN value's entries as transcript consequences (AnnotationParser) --- */
+
+enum { MODEL_FIELDS = 12, TERMS_KEPT = 4096 };
+/* the model fields' places in TranscriptConsequence's order (see _MODEL_FIELDS) */
+enum { F_TERMS, F_IMPACT, F_SYMBOL, F_GENE, F_HGNC, F_FEATURE, F_BIOTYPE, F_HGVS_C, F_HGVS_P,
+       F_CANONICAL, F_MANE, F_PICK };
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t width, allele;          /* fields per entry; the allele's place */
+    Py_ssize_t fields[MODEL_FIELDS];   /* each model field's place; width where absent */
+    Py_ssize_t *af;                    /* the places of population frequencies */
+    Py_ssize_t n_af;
+    PyObject *make, *impacts, *unquote, *terms; /* terms: text -> tuple, kept */
+    Span *cut;                         /* one entry's fields */
+} Entries;
+
+static int entries_init(Entries *self, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t width, allele;
+    PyObject *fields, *af, *make, *impacts, *unquote;
+    static char *names[] = {"width", "allele", "fields", "af", "make", "impacts", "unquote", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nnO!O!OO!O", names, &width, &allele,
+                                     &PyTuple_Type, &fields, &PyTuple_Type, &af, &make,
+                                     &PyDict_Type, &impacts, &unquote))
+        return -1;
+    if (width < 1 || allele < 0 || allele >= width || PyTuple_GET_SIZE(fields) != MODEL_FIELDS) {
+        PyErr_SetString(PyExc_ValueError, "Entries: a bad layout");
+        return -1;
+    }
+    self->width = width;
+    self->allele = allele;
+    for (Py_ssize_t i = 0; i < MODEL_FIELDS; i++) {
+        Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(fields, i));
+        if (at < 0 || at > width) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "Entries: a field outside the entry");
+            return -1;
+        }
+        self->fields[i] = at;
+    }
+    PyMem_Free(self->af);
+    PyMem_Free(self->cut);
+    self->n_af = PyTuple_GET_SIZE(af);
+    self->af = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(self->n_af + 1));
+    self->cut = PyMem_Malloc(sizeof(Span) * (size_t)(width + 1));
+    if (self->af == NULL || self->cut == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < self->n_af; i++) {
+        self->af[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(af, i));
+        if (self->af[i] < 0 || self->af[i] >= width) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "Entries: a frequency outside the entry");
+            return -1;
+        }
+    }
+    Py_XSETREF(self->make, Py_NewRef(make));
+    Py_XSETREF(self->impacts, Py_NewRef(impacts));
+    Py_XSETREF(self->unquote, Py_NewRef(unquote));
+    Py_XSETREF(self->terms, PyDict_New());
+    return self->terms ? 0 : -1;
+}
+
+static int entries_traverse(Entries *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->make);
+    Py_VISIT(self->impacts);
+    Py_VISIT(self->unquote);
+    Py_VISIT(self->terms);
+    return 0;
+}
+
+static int entries_clear(Entries *self)
+{
+    Py_CLEAR(self->make);
+    Py_CLEAR(self->impacts);
+    Py_CLEAR(self->unquote);
+    Py_CLEAR(self->terms);
+    return 0;
+}
+
+static void entries_dealloc(Entries *self)
+{
+    PyObject_GC_UnTrack(self);
+    entries_clear(self);
+    PyMem_Free(self->af);
+    PyMem_Free(self->cut);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Cut an entry at '|' into self->cut; the number of fields. */
+static Py_ssize_t cut_entry(Entries *self, const char *s, size_t n)
+{
+    Py_ssize_t count = 0;
+    const char *start = s, *end = s + n;
+    for (const char *at = s;; at++) {
+        if (at == end || *at == '|') {
+            if (count <= self->width)
+                self->cut[count] = (Span){start, (size_t)(at - start)};
+            count++;
+            if (at == end)
+                return count;
+            start = at + 1;
+        }
+    }
+}
+
+static PyObject *span_str(Span f) { return PyUnicode_DecodeUTF8(f.s, (Py_ssize_t)f.n, "strict"); }
+
+/* A text field: None when empty. */
+static PyObject *text_or_none(Span f) { return f.n ? span_str(f) : Py_NewRef(Py_None); }
+
+/* The '&'-joined consequence terms as a tuple, kept by their text. */
+static PyObject *terms_of(Entries *self, Span f)
+{
+    PyObject *text = span_str(f);
+    if (text == NULL)
+        return NULL;
+    PyObject *found = PyDict_GetItemWithError(self->terms, text);
+    if (found != NULL || PyErr_Occurred()) {
+        Py_DECREF(text);
+        return found ? Py_NewRef(found) : NULL;
+    }
+    PyObject *amp = PyUnicode_FromString("&");
+    PyObject *parts = amp ? PyUnicode_Split(text, amp, -1) : NULL;
+    Py_XDECREF(amp);
+    PyObject *tuple = parts ? PyList_AsTuple(parts) : NULL;
+    Py_XDECREF(parts);
+    if (tuple != NULL) {
+        if (PyDict_GET_SIZE(self->terms) >= TERMS_KEPT)
+            PyDict_Clear(self->terms);
+        if (PyDict_SetItem(self->terms, text, tuple) < 0)
+            Py_CLEAR(tuple);
+    }
+    Py_DECREF(text);
+    return tuple;
+}
+
+/* An HGVS field: None when empty, VEP's URI escapes undone. */
+static PyObject *hgvs_of(Entries *self, Span f)
+{
+    if (f.n == 0)
+        return Py_NewRef(Py_None);
+    PyObject *text = span_str(f);
+    if (text == NULL || memchr(f.s, '%', f.n) == NULL)
+        return text;
+    PyObject *plain = PyObject_CallOneArg(self->unquote, text);
+    Py_DECREF(text);
+    return plain;
+}
+
+/* An HGNC field: "HGNC:" before a bare number (VEP writes 1097 or HGNC:1097). */
+static PyObject *hgnc_of(Span f)
+{
+    if (f.n == 0)
+        return Py_NewRef(Py_None);
+    size_t digits = 0;
+    while (digits < f.n && f.s[digits] >= '0' && f.s[digits] <= '9')
+        digits++;
+    if (digits < f.n)
+        return span_str(f);
+    return PyUnicode_FromFormat("HGNC:%.*s", (int)f.n, f.s);
+}
+
+static int same(Span f, const char *text)
+{
+    size_t n = strlen(text);
+    return f.n == n && memcmp(f.s, text, n) == 0;
+}
+
+/* The entry in self->cut as a TranscriptConsequence. */
+static PyObject *consequence_of(Entries *self)
+{
+    Span field[MODEL_FIELDS];
+    for (int i = 0; i < MODEL_FIELDS; i++)
+        field[i] = self->fields[i] == self->width ? (Span){"", 0} : self->cut[self->fields[i]];
+    PyObject *args[MODEL_FIELDS] = {NULL};
+    PyObject *impact = span_str(field[F_IMPACT]);
+    if (impact != NULL) {
+        PyObject *member = PyDict_GetItemWithError(self->impacts, impact);
+        args[F_IMPACT] = member ? Py_NewRef(member) : PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+        Py_DECREF(impact);
+    }
+    args[F_TERMS] = terms_of(self, field[F_TERMS]);
+    args[F_SYMBOL] = text_or_none(field[F_SYMBOL]);
+    args[F_GENE] = text_or_none(field[F_GENE]);
+    args[F_HGNC] = hgnc_of(field[F_HGNC]);
+    args[F_FEATURE] = text_or_none(field[F_FEATURE]);
+    args[F_BIOTYPE] = text_or_none(field[F_BIOTYPE]);
+    args[F_HGVS_C] = hgvs_of(self, field[F_HGVS_C]);
+    args[F_HGVS_P] = hgvs_of(self, field[F_HGVS_P]);
+    args[F_CANONICAL] = Py_NewRef(same(field[F_CANONICAL], "YES") ? Py_True : Py_False);
+    args[F_MANE] = text_or_none(field[F_MANE]);
+    args[F_PICK] = Py_NewRef(same(field[F_PICK], "1") ? Py_True : Py_False);
+    PyObject *made = NULL;
+    int whole = 1;
+    for (int i = 0; i < MODEL_FIELDS; i++)
+        whole &= args[i] != NULL;
+    if (whole)
+        made = PyObject_Vectorcall(self->make, args, MODEL_FIELDS, NULL);
+    for (int i = 0; i < MODEL_FIELDS; i++)
+        Py_XDECREF(args[i]);
+    return made;
+}
+
+/* The first population frequency the entry gives (Python's float() of the text before any
+ * '&'), or None. */
+static PyObject *frequency_of(Entries *self)
+{
+    for (Py_ssize_t i = 0; i < self->n_af; i++) {
+        Span f = self->cut[self->af[i]];
+        const char *amp = memchr(f.s, '&', f.n);
+        PyObject *text = span_str((Span){f.s, amp ? (size_t)(amp - f.s) : f.n});
+        PyObject *value = text ? PyFloat_FromString(text) : NULL;
+        Py_XDECREF(text);
+        if (value != NULL)
+            return value;
+        if (!PyErr_ExceptionMatches(PyExc_ValueError))
+            return NULL;
+        PyErr_Clear();
+    }
+    return Py_NewRef(Py_None);
+}
+
+/* The ALT (0-based) an entry's allele names among the keys, or -1. */
+static Py_ssize_t key_of(Span allele, PyObject *keys)
+{
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(keys); k++) {
+        Py_ssize_t size;
+        const char *key = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(keys, k), &size);
+        if (key == NULL) {
+            PyErr_Clear();
+            return -1;
+        }
+        if ((size_t)size == allele.n && memcmp(key, allele.s, allele.n) == 0)
+            return k;
+    }
+    return -1;
+}
+
+/* entries(raw, keys, groups, afs) -> True when every entry was read into groups (and afs),
+ * False (nothing read) when one is out of the ordinary: Python reads those. */
+static PyObject *entries_call(Entries *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *raw, *keys, *groups, *afs;
+    static char *names[] = {"raw", "keys", "groups", "afs", NULL};
+    if (self->terms == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Entries is not initialised");
+        return NULL;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UO!O!O!", names, &raw, &PyList_Type, &keys,
+                                     &PyList_Type, &groups, &PyList_Type, &afs))
+        return NULL;
+    if (PyList_GET_SIZE(groups) != PyList_GET_SIZE(keys) ||
+        PyList_GET_SIZE(afs) != PyList_GET_SIZE(keys)) {
+        PyErr_SetString(PyExc_ValueError, "a group and a frequency per key");
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(keys); k++)
+        if (!PyUnicode_Check(PyList_GET_ITEM(keys, k)) ||
+            !PyList_Check(PyList_GET_ITEM(groups, k)))
+            Py_RETURN_FALSE;
+    Py_ssize_t size;
+    const char *text = PyUnicode_AsUTF8AndSize(raw, &size);
+    if (text == NULL)
+        return NULL;
+    const char *end = text + size;
+    for (int pass = 0; pass < 2; pass++) { /* first check every entry, then read them */
+        for (const char *start = text;; ) {
+            const char *comma = memchr(start, ',', (size_t)(end - start));
+            const char *stop = comma ? comma : end;
+            if (cut_entry(self, start, (size_t)(stop - start)) != self->width)
+                Py_RETURN_FALSE;
+            Py_ssize_t index = key_of(self->cut[self->allele], keys);
+            if (index < 0)
+                Py_RETURN_FALSE;
+            if (pass == 1) {
+                PyObject *made = consequence_of(self);
+                if (made == NULL || PyList_Append(PyList_GET_ITEM(groups, index), made) < 0) {
+                    Py_XDECREF(made);
+                    return NULL;
+                }
+                Py_DECREF(made);
+                if (self->n_af && PyList_GET_ITEM(afs, index) == Py_None) {
+                    PyObject *af = frequency_of(self);
+                    if (af == NULL || PyList_SetItem(afs, index, af) < 0)
+                        return NULL;
+                }
+            }
+            if (comma == NULL)
+                break;
+            start = comma + 1;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyTypeObject EntriesType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "adapter._native.Entries",
+    .tp_basicsize = sizeof(Entries),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Entries(width, allele, fields, af, make, impacts, unquote): a CSQ/ANN value's "
+              "entries read as AnnotationParser reads them",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)entries_init,
+    .tp_dealloc = (destructor)entries_dealloc,
+    .tp_traverse = (traverseproc)entries_traverse,
+    .tp_clear = (inquiry)entries_clear,
+    .tp_free = PyObject_GC_Del,
+    .tp_call = (ternaryfunc)entries_call,
+};
+
 /* ---- the module ------------------------------------------------------------------------ */
 
 static PyMethodDef module_methods[] = {
@@ -1025,6 +1603,9 @@ static int intern_names(void)
         {&STR_zygosity, "zygosity"},     {&STR_allele_frequency, "allele_frequency"},
         {&STR_allele_depth, "allele_depth"}, {&STR_annotation, "annotation"},
         {&STR_clinvar, "clinvar"},           {&STR_PASS, "PASS"},
+        {&STR_phased, "phased"},
+        {&STR_transcript, "transcript"},     {&STR_hgvs_c, "hgvs_c"},
+        {&STR_hgvs_p, "hgvs_p"},             {&STR_consequences, "consequences"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
@@ -1034,13 +1615,16 @@ static int intern_names(void)
 
 PyMODINIT_FUNC PyInit__native(void)
 {
-    if (intern_names() < 0 || PyType_Ready(&VariantIdsType) < 0 || PyType_Ready(&LaneType) < 0)
+    if (intern_names() < 0 || PyType_Ready(&VariantIdsType) < 0 || PyType_Ready(&LaneType) < 0 ||
+        PyType_Ready(&ConsequencesType) < 0 || PyType_Ready(&EntriesType) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&native_module);
     if (module == NULL)
         return NULL;
     if (PyModule_AddObjectRef(module, "VariantIds", (PyObject *)&VariantIdsType) < 0 ||
-        PyModule_AddObjectRef(module, "Lane", (PyObject *)&LaneType) < 0) {
+        PyModule_AddObjectRef(module, "Lane", (PyObject *)&LaneType) < 0 ||
+        PyModule_AddObjectRef(module, "Consequences", (PyObject *)&ConsequencesType) < 0 ||
+        PyModule_AddObjectRef(module, "Entries", (PyObject *)&EntriesType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -28,3 +28,32 @@ class Lane:
     def learn(
         self, key: tuple[Any, ...], shape: Any, pieces: tuple[bytes, ...], before: int, after: int
     ) -> None: ...
+
+class Consequences:
+    def __init__(
+        self,
+        prefix: bytes,
+        references: str,
+        ensembl: str,
+        refseq: str,
+        make: Callable[
+            [str | None, bool, bool, tuple[str, ...], int], tuple[tuple[bytes, ...], int]
+        ],
+        dumps: Callable[[Any], bytes],
+    ) -> None: ...
+    def __call__(self, variant: str, consequences: Sequence[Any]) -> tuple[bytes, bytes]: ...
+
+class Entries:
+    def __init__(
+        self,
+        width: int,
+        allele: int,
+        fields: tuple[int, ...],
+        af: tuple[int, ...],
+        make: Callable[..., Any],
+        impacts: dict[str, Any],
+        unquote: Callable[[str], str],
+    ) -> None: ...
+    def __call__(
+        self, raw: str, keys: list[str], groups: list[list[Any]], afs: list[float | None]
+    ) -> bool: ...

@@ -98,6 +98,10 @@ class ConvertOptions:
     tumor: TumorBiomarkers | None = None
     #: an actionability knowledge file (see adapter.readers.knowledge)
     knowledge: Path | None = None
+    #: a lab's own variant classifications (see adapter.readers.classifications)
+    classifications: Path | None = None
+    #: pharmacogenomic diplotype calls (see adapter.readers.pharmacogenomics)
+    pharmacogenomics: Path | None = None
 
     def check(self) -> None:
         """Reject contradictory or impossible options before any work is done."""

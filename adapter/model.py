@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -27,6 +27,7 @@ __all__ = [
     "GenomicRegion",
     "GenomicSourceClass",
     "Impact",
+    "LabClassification",
     "MicrosatelliteStatus",
     "PatientRef",
     "RecordAnnotations",
@@ -306,6 +307,26 @@ class ClinVarAssertion:
     conditions: tuple[ClinVarCondition, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class LabClassification:
+    """The lab's own classification of one variant, from its classification file
+    (:mod:`adapter.readers.classifications`); where it exists it decides, not ClinVar."""
+
+    chromosome: str  # normalised: "1".."22", "X", "Y", "M"
+    pos: int  # 1-based, as the VCF's POS
+    ref: str  # as the VCF's REF, upper case
+    alt: str  # as the VCF's ALT, upper case
+    tier: ClinicalSignificance
+    answer_code: str  # LOINC LA code of the tier
+    conditions: tuple[ClinVarCondition, ...]  # at least one: a class is stated for a condition
+    evidence: str  # e.g. the ACMG/AMP criteria met, "PVS1, PM2, PP3"
+    classified: date  # when the lab classified the variant
+    classifier: str | None = None  # who classified or reviewed it
+    comment: str | None = None
+    gene: str | None = None  # HGNC symbol, for people reading the file
+    hgvs_c: str | None = None  # c.HGVS, for people reading the file
+
+
 @dataclass(slots=True)
 class RecordAnnotations:
     """What the annotations of one record say, one AlleleAnnotation per ALT in ALT order."""
@@ -314,3 +335,44 @@ class RecordAnnotations:
     clinvar: ClinVarAssertion | None = None
     #: consequences naming an allele the record does not have (counted, not converted)
     unmatched: int = 0
+
+
+# ---- pharmacogenomics: diplotype calls from PharmCAT or a lab's TSV ------------------------
+
+__all__ += ["Diplotype", "PharmacogenomicCall", "PharmacogenomicReport"]
+
+
+@dataclass(frozen=True, slots=True)
+class Diplotype:
+    """A gene's two haplotypes (star alleles or named variants) as the caller named them."""
+
+    gene: str  # HGNC symbol, e.g. "CYP2C19"
+    allele1: str  # e.g. "*1"
+    allele2: str  # e.g. "*2"
+
+    @property
+    def label(self) -> str:
+        """The diplotype as clinicians write it, e.g. ``*1/*2``."""
+        return f"{self.allele1}/{self.allele2}"
+
+
+@dataclass(frozen=True, slots=True)
+class PharmacogenomicCall:
+    """One gene's diplotype with the phenotype and activity score its caller assigned."""
+
+    diplotype: Diplotype
+    phenotype: str | None  # as the caller wrote it, e.g. "Intermediate Metabolizer"
+    activity_score: float | None = None  # CYP2C9, CYP2D6, DPYD: the summed allele activity
+    line: int | None = None  # in a TSV input, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class PharmacogenomicReport:
+    """The calls of one PGx input, what made them, and what was left out and why."""
+
+    calls: tuple[PharmacogenomicCall, ...]
+    source: str  # "PharmCAT" or "TSV"
+    version: str | None = None  # the tool's version as the input states it
+    data_version: str | None = None  # the guideline data the tool used, when stated
+    #: genes not converted, by reason (e.g. "no_call", "ambiguous_diplotype")
+    skipped: dict[str, int] = field(default_factory=dict)

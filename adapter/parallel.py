@@ -332,7 +332,10 @@ def make_variants(
     """Variants of the reader's calls, encoded as ``encoder`` writes them, ``chunk`` at a
     time, each shown to ``checks`` first."""
     encode = builder.encoding(
-        encoder.encode_variant, checks, checks.check if checks is not None else None
+        encoder.encode_variant,
+        checks,
+        checks.check if checks is not None else None,
+        references=encoder.reference_prefix,
     )
     summary = reader.summary
     pieces: list[bytes] = []

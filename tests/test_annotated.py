@@ -100,7 +100,9 @@ def test_clinvar_becomes_a_diagnostic_implication_of_its_variant(
 
 
 def assert_derived_and_listed(found: list[dict[str, Any]], resources: list[dict[str, Any]]) -> None:
-    """Each of ``found`` is derived from a Variant of the output and listed in its report."""
+    """Each of ``found`` is derived from a Variant of the output and listed in its report,
+    referring to it as the report refers to its results (regression: NDJSON implications
+    kept ``urn:uuid:`` references, which resolve nowhere outside a Bundle)."""
     variant_ids = {
         _uuid(r["identifier"][0])
         for r in resources
@@ -110,6 +112,10 @@ def assert_derived_and_listed(found: list[dict[str, Any]], resources: list[dict[
     assert {_uuid(o["derivedFrom"][0]) for o in found} <= variant_ids
     report = next(r for r in resources if r["resourceType"] == "DiagnosticReport")
     assert {_uuid(o["identifier"][0]) for o in found} <= {_uuid(ref) for ref in report["result"]}
+    prefixes = {r["reference"].removesuffix(_uuid(r)) for r in report["result"]}
+    assert {
+        o["derivedFrom"][0]["reference"].removesuffix(_uuid(o["derivedFrom"][0])) for o in found
+    } == prefixes
 
 
 def _uuid(reference: dict[str, str]) -> str:

@@ -137,7 +137,8 @@ def test_each_variant_is_encoded_as_the_builder_builds_it(
 ) -> None:
     """The encoder (templates, and the C lane once a shape is proven) writes every variant
     byte for byte as encoding the resource the builder builds, with the same id; a call
-    with annotations brings its consequences and implication after it, and no other does."""
+    with annotations brings its consequences and implication after it, and no other does;
+    what it brings is encoded as the checked path encodes its dicts."""
     name, overrides = CASES.get(case, ("", {"include_filtered": True}))
     source = assorted if case == "assorted" else VCF / name
     options = replace(BASE, output_format=form, **overrides)
@@ -145,13 +146,19 @@ def test_each_variant_is_encoded_as_the_builder_builds_it(
     with VcfReader(source, **reading) as reader:
         ctx = _context(options, reader, source, "0" * 64, 1, studied=(), uncallable=())
         writer = open_writer(form.value, tmp_path / "out", ctx)
-        lane = VariantBuilder(ctx, accession).encoding(writer.encode_variant)
+        lane = VariantBuilder(ctx, accession).encoding(
+            writer.encode_variant, references=writer.reference_prefix
+        )
         assert isinstance(lane, Lane)
         fallback = lane.fallback = Counting(lane.fallback)
         built = VariantBuilder(ctx, accession)
+        checked = VariantBuilder(ctx, accession).encoding(  # implications as dicts, checked
+            writer.encode_variant, check=lambda _: None, references=writer.reference_prefix
+        )
         calls = 0
         for calls, call in enumerate(reader, 1):  # noqa: B007 - counted
             data, raw_id = lane(call)
+            assert checked(call) == (data, raw_id), call
             resource = built.build(call)
             own = writer.encode_variant(resource)
             assert data[: len(own)] == own, call  # what follows: what annotations say of it

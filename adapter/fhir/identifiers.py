@@ -82,6 +82,7 @@ class IdFactory:
     def __init__(self, ctx: AnalysisContext) -> None:
         namespace = uuid.uuid5(uuid.NAMESPACE_URL, ctx.identifier_system)
         prefix = namespace.bytes + f"{_report_key(ctx)}|".encode()
+        self._prefix = prefix
         self._base = hashlib.sha1(prefix, usedforsecurity=False)
         #: the variant ids' state: the last locus and the names seen there
         self.variants = VariantIds(prefix + b"variant|")
@@ -91,6 +92,11 @@ class IdFactory:
         h = self._base.copy()
         h.update(kind.encode())
         return _format(h.hexdigest())
+
+    def prefix(self, kind: str) -> bytes:
+        """What SHA-1 runs over before the rest of a ``kind|…`` name that :meth:`resource`
+        is given: for C, which hashes the rest itself."""
+        return self._prefix + f"{kind}|".encode()
 
     def variant(self, call: VariantCall) -> tuple[str, bytes]:
         """The id of one variant call, as text and as 16 bytes; an identical call before it

@@ -10,8 +10,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..model import AnalysisContext, ClinVarAssertion, TranscriptConsequence
 from ..readers.annotations import sequence_ontology
@@ -20,16 +21,24 @@ from .codes import ENSEMBL, HGVS, REFSEQ, coding, concept, profile
 from .identifiers import (
     IdFactory,
     identifier,
-    internal,
     observed,
 )
 
-__all__ = ["Implications"]
+__all__ = ["ConsequenceShape", "Implications"]
 
 _CITATION = profile("workflow-relatedArtifactComponent")
 LOINC = "http://loinc.org"
 SO = "http://www.sequenceontology.org"
 _CLINVAR = {"type": "citation", "label": "ClinVar", "url": "https://www.ncbi.nlm.nih.gov/clinvar/"}
+
+
+class ConsequenceShape(NamedTuple):
+    """What a molecular-consequence holds, but for its values."""
+
+    system: str | None  # the transcript's (RefSeq or Ensembl); None: no transcript
+    coding: bool  # has a c.HGVS that names its reference sequence
+    protein: bool  # has a p.HGVS that does
+    terms: tuple[str, ...]  # Sequence Ontology terms
 
 
 class Implications:
@@ -51,7 +60,8 @@ class Implications:
         self, knowledge: KnowledgeBase, rule: ActionabilityRule, finding: str
     ) -> dict[str, Any]:
         """The implication of ``rule`` for the Observation whose id is ``finding``."""
-        obs = self._implication("therapeutic-implication", f"{finding}|{rule.line}", finding)
+        rid = self._ids.resource(f"therapeutic-implication|{finding}|{rule.line}")
+        obs = self._implication("therapeutic-implication", rid, f"urn:uuid:{finding}")
         obs["component"] = _components(knowledge, rule)
         return obs
 
@@ -59,7 +69,8 @@ class Implications:
         """ClinVar's classification of the Variant whose id is ``variant``: significance
         (the ACMG tier's LOINC answer, else ClinVar's own words), review status as the
         level of evidence, and the conditions; ClinVar cited as the source that decided."""
-        obs = self._implication("diagnostic-implication", f"clinvar|{variant}", variant)
+        rid = self._ids.resource(f"diagnostic-implication|clinvar|{variant}")
+        obs = self._implication("diagnostic-implication", rid, f"urn:uuid:{variant}")
         significance: dict[str, Any] = {"text": clinvar.significance}
         if clinvar.tier is not None and clinvar.answer_code:
             tier = {"system": LOINC, "code": clinvar.answer_code, "display": clinvar.tier.value}
@@ -81,31 +92,54 @@ class Implications:
         self, variant: str, consequence: TranscriptConsequence, order: int
     ) -> dict[str, Any]:
         """One transcript consequence of the Variant whose id is ``variant`` (``order``: its
-        place among the allele's consequences, for a stable id): transcript, c. and p. HGVS
-        where they name their reference sequence, and the Sequence Ontology terms."""
-        key = f"{variant}|{order}|{consequence.transcript or ''}"
-        obs = self._implication("molecular-consequence", key, variant)
-        parts = []
+        place among the allele's consequences, for a stable id)."""
+        return self.consequence_of(*self.consequence_parts(variant, consequence, order))
+
+    def consequence_parts(
+        self, variant: str, consequence: TranscriptConsequence, order: int
+    ) -> tuple[str, ConsequenceShape, list[str]]:
+        """A molecular-consequence as its id, its shape and the values the shape takes (the
+        Variant's reference, then transcript, c. and p. HGVS where each names its reference
+        sequence): many consequences share a shape, so it can be encoded once as a template."""
         transcript = consequence.transcript
-        if transcript:
-            system = ENSEMBL if transcript.startswith("ENS") else REFSEQ
-            parts.append(_coded("transcript-ref-seq", system, transcript))
         hgvs_c = consequence.hgvs_c
         if hgvs_c and ":" not in hgvs_c and transcript:
             hgvs_c = f"{transcript}:{hgvs_c}"
-        if hgvs_c and ":" in hgvs_c:
-            parts.append(_coded("coding-hgvs", HGVS, hgvs_c))
-        if consequence.hgvs_p and ":" in consequence.hgvs_p:
-            parts.append(_coded("protein-hgvs", HGVS, consequence.hgvs_p))
-        parts += [_term(term) for term in consequence.consequences]
+        hgvs_p = consequence.hgvs_p
+        values = [f"urn:uuid:{variant}"]
+        if transcript:
+            values.append(transcript)
+        if has_c := bool(hgvs_c and ":" in hgvs_c):
+            values.append(hgvs_c)  # type: ignore[arg-type]  # has_c: a str
+        if has_p := bool(hgvs_p and ":" in hgvs_p):
+            values.append(hgvs_p)  # type: ignore[arg-type]  # has_p: a str
+        system = (ENSEMBL if transcript.startswith("ENS") else REFSEQ) if transcript else None
+        rid = self._ids.resource(f"molecular-consequence|{variant}|{order}|{transcript or ''}")
+        return rid, ConsequenceShape(system, has_c, has_p, consequence.consequences), values
+
+    def consequence_of(
+        self, rid: str, shape: ConsequenceShape, values: Sequence[str]
+    ) -> dict[str, Any]:
+        """The molecular-consequence :meth:`consequence_parts` describes (``values`` may be
+        placeholders, to make a template): its parts, then the Sequence Ontology terms."""
+        obs = self._implication("molecular-consequence", rid, values[0])
+        rest = iter(values[1:])
+        parts = []
+        if shape.system is not None:
+            parts.append(_coded("transcript-ref-seq", shape.system, next(rest)))
+        if shape.coding:
+            parts.append(_coded("coding-hgvs", HGVS, next(rest)))
+        if shape.protein:
+            parts.append(_coded("protein-hgvs", HGVS, next(rest)))
+        parts += [_term(term) for term in shape.terms]
         if parts:
             obs["component"] = parts
         return obs
 
-    def _implication(self, kind: str, key: str, finding: str) -> dict[str, Any]:
-        """The elements implications share, derived from the Observation ``finding``."""
+    def _implication(self, kind: str, rid: str, finding: str) -> dict[str, Any]:
+        """The elements implications share, derived from the Observation ``finding`` (a
+        reference: ``urn:uuid:`` and its id)."""
         meta, code = self._kinds.get(kind) or self._kind(kind)
-        rid = self._ids.resource(f"{kind}|{key}")
         return {
             "resourceType": "Observation",
             "id": rid,
@@ -114,7 +148,7 @@ class Implications:
             **self._shared,
             "code": code,
             **self._after_code,
-            "derivedFrom": [internal("Observation", finding)],
+            "derivedFrom": [{"reference": finding, "type": "Observation"}],
         }
 
     def _kind(self, kind: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from .._native import Lane
+from .._native import Consequences, Lane
 from ..model import (
     AnalysisContext,
     GenomeBuild,
@@ -53,7 +53,7 @@ from .identifiers import (
     observed,
     specimen_reference,
 )
-from .implication import Implications
+from .implication import ConsequenceShape, Implications
 from .templates import ID_MARK, Kind, ResourceTemplate, dicts, marks
 
 __all__ = ["AccessionLookup", "Encoding", "Inspect", "Shape", "VariantBuilder"]
@@ -265,6 +265,8 @@ class VariantBuilder:
         encode: Callable[[dict[str, Any]], bytes],
         inspect: Inspect | None = None,
         check: Callable[[dict[str, Any]], None] | None = None,
+        *,
+        references: str = "urn:uuid:",
     ) -> Encoding:
         """What :meth:`build` makes, as ``encode`` (a writer's) writes it, for when nothing
         reads the Observation: (the encoded Observation, its 16-byte id) per call.
@@ -274,11 +276,13 @@ class VariantBuilder:
         a probe, as a :class:`ResourceTemplate` that each call fills in. ``inspect`` is
         shown each Observation's description first (a checker: see adapter.conformance), and
         ``check`` each other resource a call brings (its ClinVar diagnostic-implication,
-        encoded after the Variant, its id after the Variant's).
+        encoded after the Variant, its id after the Variant's). ``references``: what the
+        writer puts before an Observation's id in a reference to it
+        (``ResourceWriter.reference_prefix``).
         The function is the C lane (:class:`adapter._native.Lane`), with the Python
         :class:`_Encoder` behind it for what the lane has not been taught.
         """
-        encoder = _Encoder(self, encode, inspect, check)
+        encoder = _Encoder(self, encode, inspect, check, references)
         changes = {c.value: c for c in ChangeType}
         lane = Lane(self._ids.variants, changes, orjson.dumps, encoder, inspect)
         encoder.native = lane
@@ -443,8 +447,10 @@ class _Encoder:
         encode: Callable[[dict[str, Any]], bytes],
         inspect: Inspect | None,
         check: Callable[[dict[str, Any]], None] | None = None,
+        references: str = "urn:uuid:",
     ) -> None:
         self.builder = builder
+        self.references = references
         self.encode = encode
         self.inspect = inspect
         self.check = check
@@ -453,6 +459,15 @@ class _Encoder:
         self.lanes: dict[tuple[Any, ...], tuple[Shape, ResourceTemplate] | None] = {}
         self.native: Lane | None = None  # the lane this encoder teaches
         self.implications = Implications(builder._ctx)
+        #: the molecular-consequences of a Variant, encoded in C by template
+        self.consequences = Consequences(
+            builder._ids.prefix("molecular-consequence"),
+            references,
+            ENSEMBL,
+            REFSEQ,
+            self._consequence_template,
+            orjson.dumps,
+        )
 
     def __call__(self, call: VariantCall, genes: Sequence[tuple[str, str]] = ()) -> Encoded:
         rid, raw_id = self.builder._ids.variant(call)
@@ -476,20 +491,36 @@ class _Encoder:
         if call.annotation is None and call.clinvar is None:
             return data, raw_id
         pieces, ids = [data], [raw_id]
+        allele = call.annotation
+        if allele is not None and allele.primary is not None and self.check is None:
+            data, raw_ids = self.consequences(rid, (allele.primary, *allele.others))
+            pieces.append(data)
+            ids.append(raw_ids)
         for derived in self._derived(call, rid):
             if self.check is not None:
                 self.check(derived)
             pieces.append(self.encode(derived))
-            ids.append(bytes.fromhex(derived["id"].replace("-", "")))
+            ids.append(_raw(derived["id"]))
         return b"".join(pieces), b"".join(ids)
 
+    def _consequence_template(
+        self, system: str | None, coding: bool, protein: bool, terms: tuple[str, ...], count: int
+    ) -> tuple[tuple[bytes, ...], int]:
+        """The template of a molecular-consequence shape, for the C encoder of consequences:
+        its pieces and how many id holes come before the values."""
+        shape = ConsequenceShape(system, coding, protein, terms)
+        probe = self.implications.consequence_of(ID_MARK, shape, marks(count))
+        template = ResourceTemplate(self.encode(probe), count)
+        return template.pieces, template.before
+
     def _derived(self, call: VariantCall, rid: str) -> list[dict[str, Any]]:
-        """What the annotations say of the Variant: a molecular-consequence per transcript
-        consequence, ClinVar's diagnostic-implication, and the therapeutic implications the
-        knowledge file gives the allele; all results of the report."""
+        """What the annotations say of the Variant, all results of the report: a
+        molecular-consequence per transcript consequence (here only when each is checked;
+        else C encodes them, :attr:`consequences`), ClinVar's diagnostic-implication, and
+        the therapeutic implications the knowledge file gives the allele."""
         found = []
         allele = call.annotation
-        if allele is not None and allele.primary is not None:
+        if allele is not None and allele.primary is not None and self.check is not None:
             consequences = (allele.primary, *allele.others)
             found += [self.implications.consequence(rid, c, i) for i, c in enumerate(consequences)]
         if call.clinvar is not None:
@@ -503,14 +534,10 @@ class _Encoder:
         return found
 
     def _lane(self, call: VariantCall) -> tuple[Shape, ResourceTemplate, list[Any]] | None:
-        """A plain sequence allele's shape, template and values; None for any other call."""
-        if (
-            call.structural is not None
-            or call.record_id
-            or call.filters not in _UNFILTERED
-            or call.annotation is not None
-            or call.clinvar is not None
-        ):
+        """A sequence allele's shape, template and values when its key (chromosome, change,
+        zygosity, which values, the annotation's kinds) has a proven template; None for any
+        other call. Unannotated keys are taught to the C lane."""
+        if call.structural is not None or call.record_id or call.filters not in _UNFILTERED:
             return None
         b = self.builder
         locus = b._loci.get(call.chromosome) or b._locus(call.chromosome)
@@ -519,17 +546,24 @@ class _Encoder:
         n = describe(locus.accession, call.pos, call.ref, call.alt)
         if n is None or n.hgvs is None:
             return None
-        values = [n.start, n.end, call.ref, call.alt, n.hgvs, n.spdi]
+        values: list[Any] = []
+        annotated: list[Kind] = []
+        primary = call.annotation.primary if call.annotation is not None else None
+        if primary is not None:
+            b._gene(primary, annotated, values)
+        values += n.start, n.end, call.ref, call.alt, n.hgvs, n.spdi
+        if primary is not None:
+            b._representative(primary, annotated, values)
         af, depth = call.allele_frequency, call.allele_depth
         if af is not None and math.isfinite(af):
             values.append(af)
         if depth is not None:
             values.append(depth)
         key = (call.chromosome, n.change, call.zygosity, len(values), depth is not None)
-        found = self.lanes.get(key, _UNSEEN)
+        found = self.lanes.get((*key, *annotated), _UNSEEN)
         if found is _UNSEEN:
-            found = self.lanes[key] = self._lane_shape(call, values)
-            if found is not None and self.native is not None:
+            found = self.lanes[(*key, *annotated)] = self._lane_shape(call, values)
+            if found is not None and self.native is not None and not annotated:
                 shape, template = found
                 self.native.learn(key, shape, template.pieces, template.before, template.after)
         return None if found is None else (*found, values)
@@ -551,6 +585,11 @@ class _Encoder:
             probe = self.builder.observation(ID_MARK, shape, marks(count), [])
             template = self.shapes[shape] = ResourceTemplate(self.encode(probe), count)
         return template
+
+
+def _raw(rid: str) -> bytes:
+    """A UUID's text as its 16 bytes."""
+    return bytes.fromhex(rid.replace("-", ""))
 
 
 def _qualified(hgvs: str, transcript: str | None) -> str:

@@ -227,7 +227,10 @@ class ResourceWriter(ABC):
 
         Needs no open writer: worker processes encode, one writer puts their bytes in order.
         """
-        return b"".join(self._encode("Observation", self._variant(resource)))
+        resource = self._variant(resource)
+        if "derivedFrom" in resource:  # an implication: references the result it speaks of
+            resource = {**resource, "derivedFrom": self._relink(resource["derivedFrom"])}
+        return b"".join(self._encode("Observation", resource))
 
     def add_encoded(self, data: Sequence[bytes] | Part, ids: bytes) -> None:
         """Variants encoded by :meth:`encode_variant`, in order, or concatenated as a range

@@ -40,10 +40,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache, lru_cache
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Final, Protocol
 from urllib.parse import unquote
 
+from .._native import Entries
 from ..errors import MalformedRecordError
 from ..model import (
     AlleleAnnotation,
@@ -234,6 +235,8 @@ class _Layout:
     pick: int
     allele_num: int | None
     af: tuple[int, ...]
+    #: an entry's fields in TranscriptConsequence's order (consequence … pick)
+    model: Callable[[list[str]], tuple[str, ...]]
 
 
 def _layout(
@@ -260,6 +263,7 @@ def _layout(
         return at.get(wanted.get(key, ""), width)
 
     allele_num = at.get("ALLELE_NUM") if source.tool is AnnotationTool.VEP else None
+    model = itemgetter(*(where(k) for k in _MODEL_FIELDS))
     return _Layout(
         key=source.info_key,
         names=tuple(names),
@@ -279,7 +283,25 @@ def _layout(
         pick=where("pick"),
         allele_num=allele_num,
         af=tuple(at[n] for n in af_fields if n in at),
+        model=model,
     )
+
+
+#: the layout's fields in TranscriptConsequence's order
+_MODEL_FIELDS: Final = (
+    "consequence",
+    "impact",
+    "symbol",
+    "gene",
+    "hgnc",
+    "feature",
+    "biotype",
+    "hgvs_c",
+    "hgvs_p",
+    "canonical",
+    "mane",
+    "pick",
+)
 
 
 # ---- one record ----------------------------------------------------------------------------
@@ -292,7 +314,7 @@ class AnnotationParser:
     ``tools`` order is read, so no consequence is counted twice.
     """
 
-    __slots__ = ("_af_info", "_clinvar", "_layout", "_order", "_origin", "source")
+    __slots__ = ("_af_info", "_clinvar", "_entries", "_layout", "_order", "_origin", "source")
 
     def __init__(
         self,
@@ -309,6 +331,13 @@ class AnnotationParser:
         self.source: AnnotationSource | None = chosen
         self._origin = origin
         self._layout = _layout(chosen, header, af_fields, origin) if chosen else None
+        #: the entries read in C, for all but ALLELE_NUM layouts and what is out of the
+        #: ordinary (adapter/_native.c; the Python below stays the reference)
+        self._entries = (
+            _native_entries(self._layout)
+            if self._layout is not None and self._layout.allele_num is None
+            else None
+        )
         self._order = tuple(_FLAGS[r] for r in primary_order)
         self._af_info = tuple(k for k in af_info_keys if k in header.infos)
         self._clinvar = "CLNSIG" in header.infos
@@ -351,6 +380,8 @@ class AnnotationParser:
         ref, alts = record
         groups, afs = into
         keys = _vep_alleles(ref, alts) if layout.key == "CSQ" else alts
+        if self._entries is not None and self._entries(raw, list(keys), groups, afs):
+            return 0
         unmatched = 0
         for n, entry in enumerate(raw.split(","), 1):
             fields = entry.split("|")
@@ -420,6 +451,14 @@ class AnnotationParser:
         return MalformedRecordError(message, source=self._origin, line=line, field=key)
 
 
+def _native_entries(layout: _Layout) -> Entries:
+    """The C reader of entries in this layout."""
+    fields = tuple(getattr(layout, name) for name in _MODEL_FIELDS)
+    return Entries(
+        layout.width, layout.allele, fields, layout.af, TranscriptConsequence, _IMPACTS, unquote
+    )
+
+
 def _vep_alleles(ref: str, alts: Sequence[str]) -> Sequence[str]:
     """The allele strings VEP writes for the ALTs: in an indel record whose alleles all share
     their first base, that base dropped ('-' for an empty allele); otherwise the ALTs."""
@@ -433,29 +472,29 @@ def _vep_alleles(ref: str, alts: Sequence[str]) -> Sequence[str]:
 
 
 def _transcript(f: list[str], at: _Layout) -> TranscriptConsequence:
-    """One entry's fields (with a trailing '' standing for absent fields) as the model."""
-    hgnc = f[at.hgnc]
+    """One entry's fields (with a trailing '' standing for absent fields) as the model;
+    positional and inline, as this runs for every transcript of every record."""
+    terms, impact, symbol, gene, hgnc, feature, biotype, c, p, canonical, mane, pick = at.model(f)
     return TranscriptConsequence(
-        consequences=tuple(f[at.consequence].split("&")),
-        impact=_IMPACTS.get(f[at.impact]),
-        gene_symbol=f[at.symbol] or None,
-        gene_id=f[at.gene] or None,
-        hgnc_id=(f"HGNC:{hgnc}" if hgnc.isdigit() else hgnc) or None,
-        transcript=f[at.feature] or None,
-        biotype=f[at.biotype] or None,
-        hgvs_c=_unescape(f[at.hgvs_c]),
-        hgvs_p=_unescape(f[at.hgvs_p]),
-        canonical=f[at.canonical] == "YES",
-        mane_select=f[at.mane] or None,
-        picked=f[at.pick] == "1",
+        _terms(terms),
+        _IMPACTS.get(impact),
+        symbol or None,
+        gene or None,
+        (f"HGNC:{hgnc}" if hgnc.isdigit() else hgnc) or None,
+        feature or None,
+        biotype or None,
+        (unquote(c) if "%" in c else c) or None,  # VEP escapes '=' (p.Leu858=) as %3D
+        (unquote(p) if "%" in p else p) or None,
+        canonical == "YES",
+        mane or None,
+        pick == "1",
     )
 
 
-def _unescape(text: str) -> str | None:
-    """VEP URI-escapes characters VCF reserves ('=' as %3D in p.Leu858=)."""
-    if not text:
-        return None
-    return unquote(text) if "%" in text else text
+@lru_cache(maxsize=1024)
+def _terms(text: str) -> tuple[str, ...]:
+    """'&'-joined consequence terms; few combinations recur over a file."""
+    return tuple(text.split("&"))
 
 
 def _primary(

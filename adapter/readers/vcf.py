@@ -204,8 +204,8 @@ class VcfReader:
         annotations = AnnotationParser(self.header, origin=self.source)
         #: transcript consequences (VEP, SnpEff) and ClinVar, when the file has them
         self._annotations = annotations if annotations.info_keys else None
-        #: the fast lane reads neither FORMAT AF, INFO SVTYPE nor annotations
-        self._lane_open = not (self._af_declared or self._sv_declared or self._annotations)
+        #: the fast lane reads neither FORMAT AF nor INFO SVTYPE
+        self._lane_open = not (self._af_declared or self._sv_declared)
         self._places: dict[str, _Place | None] = {}
         #: the places the fast lane takes: placed, not the mitochondrion
         self._lane_places: dict[str, _Place] = {}
@@ -372,16 +372,18 @@ class VcfReader:
 
         Most records take the fast lane, inlined here (a call costs as much as the work): one
         ALT of bases, PASS (or filters kept), a placed contig other than the mitochondrion, a
-        GT seen before that holds the ALT unphased, and no regions, AF or SVTYPE to consult.
+        GT seen before that holds the ALT unphased, and no regions, AF or SVTYPE to consult
+        (annotations are read on the lane too).
         The rest take :meth:`_record`.
         """
         keep = _RegionFilter(self._regions) if self._regions and self.index is None else None
         lane_places = self._lane_places if keep is None and self._lane_open else {}
-        summary, lane, column, keep_filtered = (
+        summary, lane, column, keep_filtered, annotations = (
             self.summary,
             self._lane,
             self._column,
             self.include_filtered,
+            self._annotations,
         )
         first, count = self.header.lines, 0
         with ExitStack() as files:
@@ -420,11 +422,15 @@ class VcfReader:
                             -1e7 < quality < 1e7 and quality.is_integer()
                         ):
                             quality = _quality(quality)
+                        ref, allele, clinvar = variant.REF, None, None
+                        if annotations is not None:
+                            found = self._annotated(annotations, variant, ref, alts, line)
+                            allele, clinvar = found.alleles[0], found.clinvar
                         yield VariantCall(  # positional, in field order: keywords cost more
                             chrom,
                             place[0],
                             pos,
-                            variant.REF,
+                            ref,
                             alts[0],
                             1,
                             gt.text,
@@ -439,6 +445,8 @@ class VcfReader:
                             None,
                             None,
                             line,
+                            allele,
+                            clinvar,
                         )
                         continue
                 yield from self._record(variant, chrom, alts, keep, line)
@@ -625,7 +633,17 @@ class VcfReader:
         """The record's annotations, its unmatched ones counted as skipped."""
         if self._annotations is None:
             return None
-        found = self._annotations.parse(ref, alts, variant.INFO, line)
+        return self._annotated(self._annotations, variant, ref, alts, line)
+
+    def _annotated(
+        self,
+        parser: AnnotationParser,
+        variant: Any,
+        ref: str,
+        alts: list[str],
+        line: int | None,
+    ) -> RecordAnnotations:
+        found = parser.parse(ref, alts, variant.INFO, line)
         count_skips(found, self.summary)
         return found
 
