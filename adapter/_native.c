@@ -26,36 +26,49 @@ typedef struct {
 
 static uint32_t rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
 
+/* One block. Rounds unrolled five at a time with the variables' roles rotating instead of
+ * their values, and the message schedule kept as a ring of 16 words (FIPS 180-4, 6.1.3). */
+#define SHA1_W(i)                                                                            \
+    ((i) < 16 ? w[(i)]                                                                      \
+              : (w[(i) & 15] = rol(w[((i) - 3) & 15] ^ w[((i) - 8) & 15] ^                  \
+                                       w[((i) - 14) & 15] ^ w[(i) & 15],                     \
+                                   1)))
+#define SHA1_CH(b, c, d) ((d) ^ ((b) & ((c) ^ (d))))
+#define SHA1_PARITY(b, c, d) ((b) ^ (c) ^ (d))
+#define SHA1_MAJ(b, c, d) (((b) & (c)) | ((d) & ((b) | (c))))
+#define SHA1_STEP(f, k, a, b, c, d, e, i)                                                    \
+    e += rol(a, 5) + f(b, c, d) + (k) + SHA1_W(i);                                           \
+    b = rol(b, 30);
+#define SHA1_FIVE(f, k, i)                                                                   \
+    SHA1_STEP(f, k, a, b, c, d, e, (i))                                                      \
+    SHA1_STEP(f, k, e, a, b, c, d, (i) + 1)                                                  \
+    SHA1_STEP(f, k, d, e, a, b, c, (i) + 2)                                                  \
+    SHA1_STEP(f, k, c, d, e, a, b, (i) + 3)                                                  \
+    SHA1_STEP(f, k, b, c, d, e, a, (i) + 4)
+
 static void sha1_compress(uint32_t h[5], const unsigned char *p)
 {
-    uint32_t w[80];
+    uint32_t w[16];
     for (int t = 0; t < 16; t++)
         w[t] = (uint32_t)p[4 * t] << 24 | (uint32_t)p[4 * t + 1] << 16 |
                (uint32_t)p[4 * t + 2] << 8 | (uint32_t)p[4 * t + 3];
-    for (int t = 16; t < 80; t++)
-        w[t] = rol(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], next;
-    /* the four stages as four loops: no branch per round, so the compiler unrolls them */
-#define SHA1_ROUND(f, k)                                                                    \
-    next = rol(a, 5) + (f) + e + (k) + w[t];                                                \
-    e = d;                                                                                  \
-    d = c;                                                                                  \
-    c = rol(b, 30);                                                                         \
-    b = a;                                                                                  \
-    a = next
-    for (int t = 0; t < 20; t++) {
-        SHA1_ROUND((b & c) | (~b & d), 0x5a827999u);
-    }
-    for (int t = 20; t < 40; t++) {
-        SHA1_ROUND(b ^ c ^ d, 0x6ed9eba1u);
-    }
-    for (int t = 40; t < 60; t++) {
-        SHA1_ROUND((b & c) | (b & d) | (c & d), 0x8f1bbcdcu);
-    }
-    for (int t = 60; t < 80; t++) {
-        SHA1_ROUND(b ^ c ^ d, 0xca62c1d6u);
-    }
-#undef SHA1_ROUND
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    SHA1_FIVE(SHA1_CH, 0x5a827999u, 0)
+    SHA1_FIVE(SHA1_CH, 0x5a827999u, 5)
+    SHA1_FIVE(SHA1_CH, 0x5a827999u, 10)
+    SHA1_FIVE(SHA1_CH, 0x5a827999u, 15)
+    SHA1_FIVE(SHA1_PARITY, 0x6ed9eba1u, 20)
+    SHA1_FIVE(SHA1_PARITY, 0x6ed9eba1u, 25)
+    SHA1_FIVE(SHA1_PARITY, 0x6ed9eba1u, 30)
+    SHA1_FIVE(SHA1_PARITY, 0x6ed9eba1u, 35)
+    SHA1_FIVE(SHA1_MAJ, 0x8f1bbcdcu, 40)
+    SHA1_FIVE(SHA1_MAJ, 0x8f1bbcdcu, 45)
+    SHA1_FIVE(SHA1_MAJ, 0x8f1bbcdcu, 50)
+    SHA1_FIVE(SHA1_MAJ, 0x8f1bbcdcu, 55)
+    SHA1_FIVE(SHA1_PARITY, 0xca62c1d6u, 60)
+    SHA1_FIVE(SHA1_PARITY, 0xca62c1d6u, 65)
+    SHA1_FIVE(SHA1_PARITY, 0xca62c1d6u, 70)
+    SHA1_FIVE(SHA1_PARITY, 0xca62c1d6u, 75)
     h[0] += a;
     h[1] += b;
     h[2] += c;
@@ -526,12 +539,28 @@ static PyObject *native_describe(PyObject *module, PyObject *const *args, Py_ssi
 
 /* ---- Lane: the fast lane of _Encoder -------------------------------------------------- */
 
+/* the molecular-consequences encoder (below), which the lane calls for annotated calls */
+typedef struct Consequences Consequences;
+struct Consequences {
+    PyObject_HEAD
+    Sha1 base;            /* the hash of everything before a consequence's name */
+    PyObject *references; /* what the writer puts before an id in a reference */
+    PyObject *ensembl, *refseq; /* the transcripts' systems */
+    PyObject *make;       /* (system, coding, protein, terms, count) -> (pieces, before) */
+    PyObject *dumps;      /* orjson.dumps, for text that needs escaping */
+    PyObject *templates;  /* shape -> (pieces, before) */
+    Text out, ids, name, coding, finding;
+};
+static PyTypeObject ConsequencesType;
+static int consequences_encode(Consequences *self, const char *rid, PyObject *items);
+
 /* A proven lane key and its template. */
 typedef struct {
     PyObject *chromosome, *zygosity; /* compared by identity: the reader shares them */
     int change;
     Py_ssize_t count;
     int has_depth;
+    long annotated;           /* the kinds of the annotation's components; 0: none */
     PyObject *shape, *pieces; /* pieces: bytes between the holes */
     Py_ssize_t before;        /* id holes before the values */
 } Entry;
@@ -545,24 +574,34 @@ typedef struct {
     PyObject *accessions; /* chromosome -> accession */
     PyObject *floats;     /* float -> its JSON (allele frequencies repeat) */
     PyObject *changes[CHANGES]; /* ChangeType members */
+    PyObject *consequences;     /* the Consequences of annotated calls; None: decline them */
     Entry *entries;
     size_t n_entries, cap_entries;
-    Text out, spdi, hgvs, scratch;
+    Text out, spdi, hgvs, scratch, coding;
 } Lane;
 
 static PyObject *STR_structural, *STR_record_id, *STR_filters, *STR_chromosome, *STR_pos,
     *STR_ref, *STR_alt, *STR_chrom, *STR_zygosity, *STR_allele_frequency, *STR_allele_depth,
-    *STR_annotation, *STR_clinvar, *STR_phased, *STR_PASS;
+    *STR_annotation, *STR_clinvar, *STR_phased, *STR_PASS, *STR_primary, *STR_others,
+    *STR_hgnc_id, *STR_gene_symbol, *STR_transcript, *STR_hgvs_c, *STR_hgvs_p,
+    *STR_consequences;
 
 enum { FLOATS_KEPT = 4096 };
 
 static int lane_init(Lane *self, PyObject *args, PyObject *kwds)
 {
-    PyObject *ids, *changes, *dumps, *fallback, *inspect;
-    static char *names[] = {"ids", "changes", "dumps", "fallback", "inspect", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOO", names, &VariantIdsType, &ids,
-                                     &PyDict_Type, &changes, &dumps, &fallback, &inspect))
+    PyObject *ids, *changes, *dumps, *fallback, *inspect, *consequences = Py_None;
+    static char *names[] = {"ids",     "changes",      "dumps", "fallback",
+                            "inspect", "consequences", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOO|O", names, &VariantIdsType, &ids,
+                                     &PyDict_Type, &changes, &dumps, &fallback, &inspect,
+                                     &consequences))
         return -1;
+    if (consequences != Py_None && !PyObject_TypeCheck(consequences, &ConsequencesType)) {
+        PyErr_SetString(PyExc_TypeError, "consequences must be a Consequences or None");
+        return -1;
+    }
+    Py_XSETREF(self->consequences, Py_NewRef(consequences));
     for (int c = SNV; c < CHANGES; c++) {
         PyObject *member = PyDict_GetItemString(changes, CHANGE_NAMES[c]);
         if (member == NULL) {
@@ -598,6 +637,7 @@ static int lane_traverse(Lane *self, visitproc visit, void *arg)
     Py_VISIT(self->dumps);
     Py_VISIT(self->accessions);
     Py_VISIT(self->floats);
+    Py_VISIT(self->consequences);
     return 0;
 }
 
@@ -618,6 +658,7 @@ static int lane_clear(Lane *self)
     Py_CLEAR(self->dumps);
     Py_CLEAR(self->accessions);
     Py_CLEAR(self->floats);
+    Py_CLEAR(self->consequences);
     return 0;
 }
 
@@ -630,6 +671,7 @@ static void lane_dealloc(Lane *self)
     PyMem_Free(self->spdi.data);
     PyMem_Free(self->hgvs.data);
     PyMem_Free(self->scratch.data);
+    PyMem_Free(self->coding.data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -637,7 +679,7 @@ static void lane_dealloc(Lane *self)
 static int lane_ready(Lane *self)
 {
     if (self->ids && self->fallback && self->inspect && self->dumps && self->accessions &&
-        self->floats && self->changes[SNV])
+        self->floats && self->changes[SNV] && self->consequences)
         return 1;
     PyErr_SetString(PyExc_RuntimeError, "the lane is not initialised");
     return 0;
@@ -664,12 +706,13 @@ static int change_of(Lane *self, PyObject *member)
     return NO_CHANGE;
 }
 
-/* learn((chromosome, change, zygosity, count, has_depth), shape, pieces, before, after) */
+/* learn((chromosome, change, zygosity, count, has_depth, annotated), shape, pieces, before,
+ * after) */
 static PyObject *lane_learn(Lane *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (!lane_ready(self))
         return NULL;
-    if (nargs != 5 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 5 ||
+    if (nargs != 5 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 6 ||
         !PyTuple_Check(args[2])) {
         PyErr_SetString(PyExc_TypeError, "learn(key, shape, pieces, before, after)");
         return NULL;
@@ -678,6 +721,7 @@ static PyObject *lane_learn(Lane *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t count = PyLong_AsSsize_t(PyTuple_GET_ITEM(key, 3));
     Py_ssize_t before = PyLong_AsSsize_t(args[3]), after = PyLong_AsSsize_t(args[4]);
     int has_depth = PyObject_IsTrue(PyTuple_GET_ITEM(key, 4));
+    long annotated = PyLong_AsLong(PyTuple_GET_ITEM(key, 5));
     int change = change_of(self, PyTuple_GET_ITEM(key, 1));
     if (PyErr_Occurred() || has_depth < 0)
         return NULL;
@@ -695,7 +739,7 @@ static PyObject *lane_learn(Lane *self, PyObject *const *args, Py_ssize_t nargs)
     }
     self->entries[self->n_entries++] = (Entry){
         Py_NewRef(PyTuple_GET_ITEM(key, 0)), Py_NewRef(PyTuple_GET_ITEM(key, 2)), change, count,
-        has_depth, Py_NewRef(args[1]), Py_NewRef(args[2]), before,
+        has_depth, annotated, Py_NewRef(args[1]), Py_NewRef(args[2]), before,
     };
     Py_RETURN_NONE;
 }
@@ -839,6 +883,7 @@ static int unfiltered(PyObject *filters)
 /* Attributes of the call the lane reads, as new references (NULL where unread). */
 typedef struct {
     PyObject *chromosome, *pos, *ref, *alt, *chrom, *zygosity, *af, *depth;
+    PyObject *primary, *others; /* the annotation's, when it has one */
 } Call;
 
 static void call_release(Call *c)
@@ -851,10 +896,13 @@ static void call_release(Call *c)
     Py_XDECREF(c->zygosity);
     Py_XDECREF(c->af);
     Py_XDECREF(c->depth);
+    Py_XDECREF(c->primary);
+    Py_XDECREF(c->others);
 }
 
-/* 1 if the call may take the lane (see _Encoder._lane), with its attributes read. */
-static int call_read(PyObject *obj, Call *c)
+/* 1 if the call may take the lane (see _Encoder._lane), with its attributes read; an
+ * annotated call only if ``annotated`` (the lane makes its consequences). */
+static int call_read(PyObject *obj, Call *c, int annotated)
 {
     PyObject *structural = PyObject_GetAttr(obj, STR_structural);
     PyObject *record = structural ? PyObject_GetAttr(obj, STR_record_id) : NULL;
@@ -862,9 +910,14 @@ static int call_read(PyObject *obj, Call *c)
     PyObject *annotation = filters ? PyObject_GetAttr(obj, STR_annotation) : NULL;
     PyObject *clinvar = annotation ? PyObject_GetAttr(obj, STR_clinvar) : NULL;
     PyObject *phased = clinvar ? PyObject_GetAttr(obj, STR_phased) : NULL;
-    int open = phased && structural == Py_None && annotation == Py_None &&
+    int open = phased && structural == Py_None && (annotation == Py_None || annotated) &&
                clinvar == Py_None && phased == Py_False && unfiltered(filters) &&
                (record == Py_None || PyObject_IsTrue(record) == 0);
+    if (open && annotation != Py_None) {
+        c->primary = PyObject_GetAttr(annotation, STR_primary);
+        c->others = c->primary ? PyObject_GetAttr(annotation, STR_others) : NULL;
+        open = c->others != NULL && c->primary != Py_None && PyTuple_Check(c->others);
+    }
     Py_XDECREF(structural);
     Py_XDECREF(record);
     Py_XDECREF(filters);
@@ -887,11 +940,13 @@ static int call_read(PyObject *obj, Call *c)
     return PyUnicode_Check(c->ref) && PyUnicode_Check(c->alt) && PyUnicode_Check(c->chrom);
 }
 
-static const Entry *find(Lane *self, const Call *c, int change, Py_ssize_t count, int has_depth)
+static const Entry *find(Lane *self, const Call *c, int change, Py_ssize_t count, int has_depth,
+                         long annotated)
 {
     for (size_t i = 0; i < self->n_entries; i++) {
         const Entry *e = &self->entries[i];
         if (e->change == change && e->count == count && e->has_depth == has_depth &&
+            e->annotated == annotated &&
             e->zygosity == c->zygosity &&
             (e->chromosome == c->chromosome ||
              (PyUnicode_Check(c->chromosome) && PyUnicode_Check(e->chromosome) &&
@@ -901,13 +956,103 @@ static const Entry *find(Lane *self, const Call *c, int change, Py_ssize_t count
     return NULL;
 }
 
+/* The values the primary transcript gives a Variant (as _Encoder._lane lists them), as new
+ * references; NULL where it gives none. */
+typedef struct {
+    PyObject *hgnc, *symbol, *transcript, *protein;
+    int coding; /* the c.HGVS, in self->coding */
+} Primary;
+
+static void primary_release(Primary *p)
+{
+    Py_XDECREF(p->hgnc);
+    Py_XDECREF(p->symbol);
+    Py_XDECREF(p->transcript);
+    Py_XDECREF(p->protein);
+}
+
+/* A text attribute: a new reference when it is non-empty text, else NULL (and 0 or -1). */
+static int text_attribute(PyObject *obj, PyObject *name, PyObject **out)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    *out = NULL;
+    if (value == NULL)
+        return -1;
+    if (PyUnicode_Check(value) && PyUnicode_GET_LENGTH(value) > 0) {
+        *out = value;
+        return 0;
+    }
+    Py_DECREF(value);
+    return 0;
+}
+
+/* Read the primary transcript: its values into ``p``, the code of its components' kinds
+ * (see _annotation_code in adapter/fhir/variant.py), or -1. */
+static long primary_read(Lane *self, PyObject *primary, Primary *p)
+{
+    PyObject *c = NULL, *protein = NULL;
+    if (text_attribute(primary, STR_hgnc_id, &p->hgnc) < 0 ||
+        text_attribute(primary, STR_gene_symbol, &p->symbol) < 0 ||
+        text_attribute(primary, STR_transcript, &p->transcript) < 0 ||
+        text_attribute(primary, STR_hgvs_c, &c) < 0 ||
+        text_attribute(primary, STR_hgvs_p, &protein) < 0) {
+        Py_XDECREF(c);
+        return -1;
+    }
+    long gene = p->symbol == NULL ? 0 : p->hgnc != NULL ? 1 : 2;
+    if (gene != 1)
+        Py_CLEAR(p->hgnc);
+    long transcript = 0;
+    Py_ssize_t txl = 0, cl = 0, pl = 0;
+    const char *tx = p->transcript ? utf8(p->transcript, &txl) : "";
+    const char *cs = c ? utf8(c, &cl) : "";
+    const char *ps = protein ? utf8(protein, &pl) : "";
+    long result = -1;
+    if (tx == NULL || cs == NULL || ps == NULL)
+        goto done;
+    if (p->transcript != NULL)
+        transcript = txl >= 3 && memcmp(tx, "ENS", 3) == 0 ? 1 : 2;
+    Text *coding = &self->coding;
+    coding->used = 0;
+    p->coding = c != NULL;
+    if (p->coding && memchr(cs, ':', (size_t)cl) == NULL && p->transcript != NULL &&
+        (text_put(coding, tx, (size_t)txl) < 0 || text_char(coding, ':') < 0))
+        goto done;
+    if (p->coding && text_put(coding, cs, (size_t)cl) < 0)
+        goto done;
+    if (protein != NULL && memchr(ps, ':', (size_t)pl) != NULL)
+        p->protein = Py_NewRef(protein);
+    result = 1 + gene + 3 * transcript + 9 * (long)p->coding + 18 * (long)(p->protein != NULL);
+done:
+    Py_XDECREF(c);
+    Py_XDECREF(protein);
+    return result;
+}
+
+/* The molecular-consequences of an annotated call, after its Variant: their encodings in
+ * the Consequences' buffers. */
+static int made_consequences(Lane *self, const char rid[36], const Call *c)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(c->others);
+    PyObject *items = PyTuple_New(n + 1);
+    if (items == NULL)
+        return -1;
+    PyTuple_SET_ITEM(items, 0, Py_NewRef(c->primary));
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(items, i + 1, Py_NewRef(PyTuple_GET_ITEM(c->others, i)));
+    int failed = consequences_encode((Consequences *)self->consequences, rid, items);
+    Py_DECREF(items);
+    return failed;
+}
+
 /* The encoding of a lane call into self->out and its id; 1 done, 0 off the lane, -1 error. */
 static int lane_encode(Lane *self, PyObject *obj, char rid[36], unsigned char raw[16])
 {
-    Call c = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    Call c = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    Primary primary = {NULL, NULL, NULL, NULL, 0};
     long long pos;
     Py_ssize_t accl;
-    int result = call_read(obj, &c);
+    int result = call_read(obj, &c, self->consequences != Py_None);
     if (result <= 0 || as_position(c.pos, &pos) < 0)
         goto done;
     result = -1;
@@ -921,12 +1066,30 @@ static int lane_encode(Lane *self, PyObject *obj, char rid[36], unsigned char ra
     if (acc == NULL || describe_allele(acc, (size_t)accl, pos, c.ref, c.alt, &self->spdi,
                                        &self->hgvs, &self->scratch, &n) < 0)
         goto done;
-    Value values[8] = {
-        {V_NUMBER, n.start, NULL, NULL}, {V_NUMBER, n.end, NULL, NULL},
-        {V_OBJECT, 0, NULL, c.ref},      {V_OBJECT, 0, NULL, c.alt},
-        {V_TEXT, 0, &self->hgvs, NULL},  {V_TEXT, 0, &self->spdi, NULL},
-    };
-    Py_ssize_t count = 6;
+    Value values[16];
+    Py_ssize_t count = 0;
+    long annotated = 0;
+    if (c.primary != NULL) {
+        annotated = primary_read(self, c.primary, &primary);
+        if (annotated < 0)
+            goto done;
+        if (primary.hgnc != NULL)
+            values[count++] = (Value){V_OBJECT, 0, NULL, primary.hgnc};
+        if (primary.symbol != NULL)
+            values[count++] = (Value){V_OBJECT, 0, NULL, primary.symbol};
+    }
+    values[count++] = (Value){V_NUMBER, n.start, NULL, NULL};
+    values[count++] = (Value){V_NUMBER, n.end, NULL, NULL};
+    values[count++] = (Value){V_OBJECT, 0, NULL, c.ref};
+    values[count++] = (Value){V_OBJECT, 0, NULL, c.alt};
+    values[count++] = (Value){V_TEXT, 0, &self->hgvs, NULL};
+    values[count++] = (Value){V_TEXT, 0, &self->spdi, NULL};
+    if (primary.transcript != NULL)
+        values[count++] = (Value){V_OBJECT, 0, NULL, primary.transcript};
+    if (primary.coding)
+        values[count++] = (Value){V_TEXT, 0, &self->coding, NULL};
+    if (primary.protein != NULL)
+        values[count++] = (Value){V_OBJECT, 0, NULL, primary.protein};
     if (c.af != Py_None) {
         double f = PyFloat_AsDouble(c.af);
         if (f == -1.0 && PyErr_Occurred())
@@ -937,8 +1100,9 @@ static int lane_encode(Lane *self, PyObject *obj, char rid[36], unsigned char ra
     int has_depth = c.depth != Py_None;
     if (has_depth)
         values[count++] = (Value){V_OBJECT, 0, NULL, c.depth};
-    const Entry *e = n.change == NO_CHANGE || !n.has_hgvs ? NULL
-                                                        : find(self, &c, n.change, count, has_depth);
+    const Entry *e = n.change == NO_CHANGE || !n.has_hgvs
+                         ? NULL
+                         : find(self, &c, n.change, count, has_depth, annotated);
     if (e == NULL) {
         result = 0;
         goto done;
@@ -947,10 +1111,33 @@ static int lane_encode(Lane *self, PyObject *obj, char rid[36], unsigned char ra
         (self->inspect != Py_None && show(self, e, rid, values) < 0) ||
         fill(self, e, rid, values) < 0)
         goto done;
+    if (c.primary != NULL && made_consequences(self, rid, &c) < 0)
+        goto done;
     result = 1;
 done:
     call_release(&c);
+    primary_release(&primary);
     return result;
+}
+
+/* (the Variant and its consequences, their ids) as bytes */
+static PyObject *joined(Lane *self, const unsigned char raw[16], Consequences *made)
+{
+    size_t extra = (PyObject *)made == Py_None ? 0 : made->out.used;
+    size_t ids = (PyObject *)made == Py_None ? 0 : made->ids.used;
+    PyObject *data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(self->out.used + extra));
+    PyObject *id = data ? PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(16 + ids)) : NULL;
+    if (id == NULL) {
+        Py_XDECREF(data);
+        return NULL;
+    }
+    memcpy(PyBytes_AS_STRING(data), self->out.data, self->out.used);
+    memcpy(PyBytes_AS_STRING(id), raw, 16);
+    if (extra)
+        memcpy(PyBytes_AS_STRING(data) + self->out.used, made->out.data, extra);
+    if (ids)
+        memcpy(PyBytes_AS_STRING(id) + 16, made->ids.data, ids);
+    return Py_BuildValue("(NN)", data, id);
 }
 
 /* lane(call, genes=()) -> (the encoded Observation, its 16-byte id) */
@@ -965,12 +1152,14 @@ static PyObject *lane_call(Lane *self, PyObject *args, PyObject *kwds)
             return NULL;
         char rid[36];
         unsigned char raw[16];
+        Consequences *made = (Consequences *)self->consequences;
+        if (self->consequences != Py_None)
+            made->out.used = made->ids.used = 0;
         int found = lane_encode(self, call, rid, raw);
         if (found < 0)
             return NULL;
         if (found)
-            return Py_BuildValue("(y#y#)", self->out.data, (Py_ssize_t)self->out.used, raw,
-                                 (Py_ssize_t)16);
+            return joined(self, raw, made);
     }
     return PyObject_Call(self->fallback, args, kwds);
 }
@@ -1012,18 +1201,7 @@ typedef struct {
     size_t n;
 } Span;
 
-typedef struct {
-    PyObject_HEAD
-    Sha1 base;            /* the hash of everything before a consequence's name */
-    PyObject *references; /* what the writer puts before an id in a reference */
-    PyObject *ensembl, *refseq; /* the transcripts' systems */
-    PyObject *make;       /* (system, coding, protein, terms, count) -> (pieces, before) */
-    PyObject *dumps;      /* orjson.dumps, for text that needs escaping */
-    PyObject *templates;  /* shape -> (pieces, before) */
-    Text out, ids, name, coding, finding;
-} Consequences;
 
-static PyObject *STR_transcript, *STR_hgvs_c, *STR_hgvs_p, *STR_consequences;
 
 static int consequences_init(Consequences *self, PyObject *args, PyObject *kwds)
 {
@@ -1124,7 +1302,7 @@ static PyObject *consequence_template(Consequences *self, PyObject *system, int 
 }
 
 /* One consequence: its encoding appended to self->out, its id to self->ids. */
-static int consequence(Consequences *self, const char *rid, Py_ssize_t order, PyObject *item)
+static int consequence(Consequences *self, const Sha1 *named, Py_ssize_t order, PyObject *item)
 {
     PyObject *tx = PyObject_GetAttr(item, STR_transcript);
     PyObject *c = tx ? PyObject_GetAttr(item, STR_hgvs_c) : NULL;
@@ -1167,10 +1345,10 @@ static int consequence(Consequences *self, const char *rid, Py_ssize_t order, Py
     name->used = 0;
     char text[36];
     unsigned char raw[16];
-    if (text_put(name, rid, 36) < 0 || text_char(name, '|') < 0 || text_number(name, order) < 0 ||
-        text_char(name, '|') < 0 || text_put(name, txs, (size_t)txl) < 0)
+    if (text_number(name, order) < 0 || text_char(name, '|') < 0 ||
+        text_put(name, txs, (size_t)txl) < 0)
         goto done;
-    uuid_of(&self->base, name, text, raw);
+    uuid_of(named, name, text, raw);
     Span values[4];
     Py_ssize_t at = 0;
     values[at++] = (Span){self->finding.data, self->finding.used};
@@ -1206,6 +1384,31 @@ done:
     return result;
 }
 
+/* The consequences of the Variant ``rid`` appended to self->out, their ids to self->ids. */
+static int consequences_encode(Consequences *self, const char *rid, PyObject *items)
+{
+    Py_ssize_t refl;
+    const char *refs = utf8(self->references, &refl);
+    PyObject *seq = refs ? PySequence_Fast(items, "consequences must be a sequence") : NULL;
+    if (seq == NULL)
+        return -1;
+    int result = -1;
+    self->finding.used = 0;
+    if (text_put(&self->finding, refs, (size_t)refl) < 0 ||
+        text_put(&self->finding, rid, 36) < 0)
+        goto done;
+    Sha1 named = self->base; /* the names of a Variant's consequences start "<rid>|" */
+    sha1_update(&named, (const unsigned char *)rid, 36);
+    sha1_update(&named, (const unsigned char *)"|", 1);
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++)
+        if (consequence(self, &named, i, PySequence_Fast_GET_ITEM(seq, i)) < 0)
+            goto done;
+    result = 0;
+done:
+    Py_DECREF(seq);
+    return result;
+}
+
 /* consequences(variant id, transcript consequences) -> (their encodings, their ids) */
 static PyObject *consequences_call(Consequences *self, PyObject *args, PyObject *kwds)
 {
@@ -1226,23 +1429,13 @@ static PyObject *consequences_call(Consequences *self, PyObject *args, PyObject 
         PyErr_SetString(PyExc_ValueError, "a variant id is 36 characters of UUID text");
         return NULL;
     }
-    PyObject *seq = PySequence_Fast(items, "consequences must be a sequence");
-    if (seq == NULL)
+    (void)refs;
+    self->out.used = self->ids.used = 0;
+    if (consequences_encode(self, rid, items) < 0)
         return NULL;
-    self->out.used = self->ids.used = self->finding.used = 0;
-    PyObject *result = NULL;
-    if (text_put(&self->finding, refs, (size_t)refl) < 0 ||
-        text_put(&self->finding, rid, 36) < 0)
-        goto done;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++)
-        if (consequence(self, rid, i, PySequence_Fast_GET_ITEM(seq, i)) < 0)
-            goto done;
-    result = Py_BuildValue("(y#y#)", self->out.data ? self->out.data : "",
-                           (Py_ssize_t)self->out.used, self->ids.data ? self->ids.data : "",
-                           (Py_ssize_t)self->ids.used);
-done:
-    Py_DECREF(seq);
-    return result;
+    return Py_BuildValue("(y#y#)", self->out.data ? self->out.data : "",
+                         (Py_ssize_t)self->out.used, self->ids.data ? self->ids.data : "",
+                         (Py_ssize_t)self->ids.used);
 }
 
 static PyTypeObject ConsequencesType = {
@@ -1274,18 +1467,69 @@ typedef struct {
     Py_ssize_t *af;                    /* the places of population frequencies */
     Py_ssize_t n_af;
     PyObject *make, *impacts, *unquote, *terms; /* terms: text -> tuple, kept */
+    Py_ssize_t slots[MODEL_FIELDS];    /* where make's instances keep each field */
+    int order[3], n_order;             /* the primary flags, in the order tried */
     Span *cut;                         /* one entry's fields */
+    Span last[MODEL_FIELDS];           /* the last entry's text fields and their objects, */
+    PyObject *kept[MODEL_FIELDS];      /* reused when the next entry repeats them */
 } Entries;
+
+/* the flags that make a transcript primary (PrimaryRule) */
+enum { FLAG_MANE, FLAG_PICKED, FLAG_CANONICAL };
+
+/* Where instances of ``type`` keep each of ``names``: its slots, as __init__ sets them (a
+ * plain slotted dataclass: C fills the slots, which costs a tenth of calling __init__). */
+static int slots_of(PyTypeObject *type, PyObject *names, Py_ssize_t offsets[MODEL_FIELDS])
+{
+    if (PyTuple_GET_SIZE(names) != MODEL_FIELDS) {
+        PyErr_SetString(PyExc_ValueError, "Entries: one slot per model field");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < MODEL_FIELDS; i++) {
+        PyObject *descr = PyObject_GetAttr((PyObject *)type, PyTuple_GET_ITEM(names, i));
+        if (descr == NULL)
+            return -1;
+        int slot = Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                   ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX &&
+                   !(((PyMemberDescrObject *)descr)->d_member->flags & READONLY);
+        if (slot)
+            offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_DECREF(descr);
+        if (!slot) {
+            PyErr_SetString(PyExc_TypeError, "Entries: make's fields must be writable slots");
+            return -1;
+        }
+    }
+    return 0;
+}
 
 static int entries_init(Entries *self, PyObject *args, PyObject *kwds)
 {
     Py_ssize_t width, allele;
-    PyObject *fields, *af, *make, *impacts, *unquote;
-    static char *names[] = {"width", "allele", "fields", "af", "make", "impacts", "unquote", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nnO!O!OO!O", names, &width, &allele,
-                                     &PyTuple_Type, &fields, &PyTuple_Type, &af, &make,
-                                     &PyDict_Type, &impacts, &unquote))
+    PyObject *fields, *af, *make, *impacts, *unquote, *slots, *order;
+    static char *names[] = {"width", "allele",  "fields", "af",    "make",
+                            "slots", "impacts", "unquote", "order", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nnO!O!O!O!O!OO!", names, &width, &allele,
+                                     &PyTuple_Type, &fields, &PyTuple_Type, &af, &PyType_Type,
+                                     &make, &PyTuple_Type, &slots, &PyDict_Type, &impacts,
+                                     &unquote, &PyTuple_Type, &order))
         return -1;
+    if (slots_of((PyTypeObject *)make, slots, self->slots) < 0)
+        return -1;
+    self->n_order = (int)PyTuple_GET_SIZE(order);
+    for (int i = 0; i < self->n_order && i < 3; i++) {
+        long flag = PyLong_AsLong(PyTuple_GET_ITEM(order, i));
+        if (flag < FLAG_MANE || flag > FLAG_CANONICAL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "Entries: an unknown primary flag");
+            return -1;
+        }
+        self->order[i] = (int)flag;
+    }
+    if (self->n_order > 3) {
+        PyErr_SetString(PyExc_ValueError, "Entries: at most three primary flags");
+        return -1;
+    }
     if (width < 1 || allele < 0 || allele >= width || PyTuple_GET_SIZE(fields) != MODEL_FIELDS) {
         PyErr_SetString(PyExc_ValueError, "Entries: a bad layout");
         return -1;
@@ -1334,8 +1578,18 @@ static int entries_traverse(Entries *self, visitproc visit, void *arg)
     return 0;
 }
 
+/* Forget the last entry's fields (between records). */
+static void entries_forget(Entries *self)
+{
+    for (int i = 0; i < MODEL_FIELDS; i++) {
+        Py_CLEAR(self->kept[i]);
+        self->last[i] = (Span){NULL, 0};
+    }
+}
+
 static int entries_clear(Entries *self)
 {
+    entries_forget(self);
     Py_CLEAR(self->make);
     Py_CLEAR(self->impacts);
     Py_CLEAR(self->unquote);
@@ -1373,6 +1627,12 @@ static PyObject *span_str(Span f) { return PyUnicode_DecodeUTF8(f.s, (Py_ssize_t
 
 /* A text field: None when empty. */
 static PyObject *text_or_none(Span f) { return f.n ? span_str(f) : Py_NewRef(Py_None); }
+
+static PyObject *text_field(Entries *self, Span f)
+{
+    (void)self;
+    return text_or_none(f);
+}
 
 /* The '&'-joined consequence terms as a tuple, kept by their text. */
 static PyObject *terms_of(Entries *self, Span f)
@@ -1414,22 +1674,60 @@ static PyObject *hgvs_of(Entries *self, Span f)
 }
 
 /* An HGNC field: "HGNC:" before a bare number (VEP writes 1097 or HGNC:1097). */
-static PyObject *hgnc_of(Span f)
+static PyObject *hgnc_of(Entries *self, Span f)
 {
+    (void)self;
     if (f.n == 0)
         return Py_NewRef(Py_None);
-    size_t digits = 0;
-    while (digits < f.n && f.s[digits] >= '0' && f.s[digits] <= '9')
-        digits++;
-    if (digits < f.n)
-        return span_str(f);
-    return PyUnicode_FromFormat("HGNC:%.*s", (int)f.n, f.s);
+    PyObject *text = span_str(f);
+    if (text == NULL)
+        return NULL;
+    int digits = 1; /* str.isdigit(), as Python decides it (Unicode digits too) */
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    for (Py_ssize_t i = 0; i < n && digits; i++)
+        digits = Py_UNICODE_ISDIGIT(PyUnicode_READ_CHAR(text, i));
+    if (!digits)
+        return text;
+    PyObject *id = PyUnicode_FromFormat("HGNC:%U", text);
+    Py_DECREF(text);
+    return id;
 }
 
 static int same(Span f, const char *text)
 {
     size_t n = strlen(text);
     return f.n == n && memcmp(f.s, text, n) == 0;
+}
+
+/* A field made by ``make``, the last entry's object when the text is the same: the
+ * transcripts of one gene repeat its symbol, id, biotype and often their terms. */
+static PyObject *kept(Entries *self, int at, Span f, PyObject *(*make)(Entries *, Span))
+{
+    if (self->kept[at] != NULL && self->last[at].n == f.n && memcmp(self->last[at].s, f.s, f.n) == 0)
+        return Py_NewRef(self->kept[at]);
+    PyObject *made = make(self, f);
+    if (made != NULL) {
+        Py_XSETREF(self->kept[at], Py_NewRef(made));
+        self->last[at] = f;
+    }
+    return made;
+}
+
+/* The Impact member an impact names, else None (as _IMPACTS.get). */
+static PyObject *impact_of(Entries *self, Span f)
+{
+    static const char *const known[] = {"HIGH", "MODERATE", "LOW", "MODIFIER"};
+    int plain = 0;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        plain |= same(f, known[i]);
+    if (!plain)
+        return Py_NewRef(Py_None);
+    PyObject *text = kept(self, F_IMPACT, f, text_field);
+    PyObject *member = text ? PyDict_GetItemWithError(self->impacts, text) : NULL;
+    Py_XDECREF(text);
+    if (member == NULL)
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    return Py_NewRef(member);
 }
 
 /* The entry in self->cut as a TranscriptConsequence. */
@@ -1439,32 +1737,56 @@ static PyObject *consequence_of(Entries *self)
     for (int i = 0; i < MODEL_FIELDS; i++)
         field[i] = self->fields[i] == self->width ? (Span){"", 0} : self->cut[self->fields[i]];
     PyObject *args[MODEL_FIELDS] = {NULL};
-    PyObject *impact = span_str(field[F_IMPACT]);
-    if (impact != NULL) {
-        PyObject *member = PyDict_GetItemWithError(self->impacts, impact);
-        args[F_IMPACT] = member ? Py_NewRef(member) : PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
-        Py_DECREF(impact);
-    }
-    args[F_TERMS] = terms_of(self, field[F_TERMS]);
-    args[F_SYMBOL] = text_or_none(field[F_SYMBOL]);
-    args[F_GENE] = text_or_none(field[F_GENE]);
-    args[F_HGNC] = hgnc_of(field[F_HGNC]);
+    args[F_IMPACT] = impact_of(self, field[F_IMPACT]);
+    args[F_TERMS] = kept(self, F_TERMS, field[F_TERMS], terms_of);
+    args[F_SYMBOL] = kept(self, F_SYMBOL, field[F_SYMBOL], text_field);
+    args[F_GENE] = kept(self, F_GENE, field[F_GENE], text_field);
+    args[F_HGNC] = kept(self, F_HGNC, field[F_HGNC], hgnc_of);
     args[F_FEATURE] = text_or_none(field[F_FEATURE]);
-    args[F_BIOTYPE] = text_or_none(field[F_BIOTYPE]);
+    args[F_BIOTYPE] = kept(self, F_BIOTYPE, field[F_BIOTYPE], text_field);
     args[F_HGVS_C] = hgvs_of(self, field[F_HGVS_C]);
     args[F_HGVS_P] = hgvs_of(self, field[F_HGVS_P]);
     args[F_CANONICAL] = Py_NewRef(same(field[F_CANONICAL], "YES") ? Py_True : Py_False);
-    args[F_MANE] = text_or_none(field[F_MANE]);
+    args[F_MANE] = kept(self, F_MANE, field[F_MANE], text_field);
     args[F_PICK] = Py_NewRef(same(field[F_PICK], "1") ? Py_True : Py_False);
-    PyObject *made = NULL;
     int whole = 1;
     for (int i = 0; i < MODEL_FIELDS; i++)
         whole &= args[i] != NULL;
-    if (whole)
-        made = PyObject_Vectorcall(self->make, args, MODEL_FIELDS, NULL);
-    for (int i = 0; i < MODEL_FIELDS; i++)
-        Py_XDECREF(args[i]);
+    PyTypeObject *type = (PyTypeObject *)self->make;
+    PyObject *made = whole ? type->tp_alloc(type, 0) : NULL;
+    for (int i = 0; i < MODEL_FIELDS; i++) {
+        if (made != NULL)
+            *(PyObject **)((char *)made + self->slots[i]) = args[i]; /* the slot takes it */
+        else
+            Py_XDECREF(args[i]);
+    }
     return made;
+}
+
+/* Whether a TranscriptConsequence bears a primary flag. */
+static int flagged(Entries *self, PyObject *made, int flag)
+{
+    int at = flag == FLAG_MANE ? F_MANE : flag == FLAG_PICKED ? F_PICK : F_CANONICAL;
+    PyObject *value = *(PyObject **)((char *)made + self->slots[at]);
+    return flag == FLAG_MANE ? value != Py_None : value == Py_True;
+}
+
+/* Move a group's primary transcript to its front (as _primary chooses it; the others keep
+ * their order). */
+static int primary_first(Entries *self, PyObject *group)
+{
+    Py_ssize_t n = PyList_GET_SIZE(group);
+    for (int f = 0; f < self->n_order; f++)
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (flagged(self, PyList_GET_ITEM(group, i), self->order[f])) {
+                if (i == 0)
+                    return 0;
+                PyObject *primary = Py_NewRef(PyList_GET_ITEM(group, i));
+                int failed = PySequence_DelItem(group, i) < 0 || PyList_Insert(group, 0, primary) < 0;
+                Py_DECREF(primary);
+                return failed ? -1 : 0;
+            }
+    return 0;
 }
 
 /* The first population frequency the entry gives (Python's float() of the text before any
@@ -1529,6 +1851,7 @@ static PyObject *entries_call(Entries *self, PyObject *args, PyObject *kwds)
     if (text == NULL)
         return NULL;
     const char *end = text + size;
+    entries_forget(self);
     for (int pass = 0; pass < 2; pass++) { /* first check every entry, then read them */
         for (const char *start = text;; ) {
             const char *comma = memchr(start, ',', (size_t)(end - start));
@@ -1556,6 +1879,10 @@ static PyObject *entries_call(Entries *self, PyObject *args, PyObject *kwds)
             start = comma + 1;
         }
     }
+    entries_forget(self);
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(groups); k++)
+        if (primary_first(self, PyList_GET_ITEM(groups, k)) < 0)
+            return NULL;
     Py_RETURN_TRUE;
 }
 
@@ -1563,8 +1890,9 @@ static PyTypeObject EntriesType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "adapter._native.Entries",
     .tp_basicsize = sizeof(Entries),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Entries(width, allele, fields, af, make, impacts, unquote): a CSQ/ANN value's "
-              "entries read as AnnotationParser reads them",
+    .tp_doc = "Entries(width, allele, fields, af, make, slots, impacts, unquote, order): a "
+              "CSQ/ANN value's entries read as AnnotationParser reads them, each group's primary "
+              "transcript first",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)entries_init,
     .tp_dealloc = (destructor)entries_dealloc,
@@ -1603,7 +1931,9 @@ static int intern_names(void)
         {&STR_zygosity, "zygosity"},     {&STR_allele_frequency, "allele_frequency"},
         {&STR_allele_depth, "allele_depth"}, {&STR_annotation, "annotation"},
         {&STR_clinvar, "clinvar"},           {&STR_PASS, "PASS"},
-        {&STR_phased, "phased"},
+        {&STR_phased, "phased"},             {&STR_primary, "primary"},
+        {&STR_others, "others"},             {&STR_hgnc_id, "hgnc_id"},
+        {&STR_gene_symbol, "gene_symbol"},
         {&STR_transcript, "transcript"},     {&STR_hgvs_c, "hgvs_c"},
         {&STR_hgvs_p, "hgvs_p"},             {&STR_consequences, "consequences"},
     };

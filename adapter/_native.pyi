@@ -22,6 +22,7 @@ class Lane:
         dumps: Callable[[Any], bytes],
         fallback: Callable[..., tuple[bytes, bytes]],
         inspect: Callable[[str, Any, list[Any], list[Any]], None] | None,
+        consequences: Consequences | None = None,
     ) -> None: ...
     def __call__(self, call: Any, genes: Sequence[Any] = ()) -> tuple[bytes, bytes]: ...
     def place(self, chromosome: str, accession: str) -> None: ...
@@ -50,9 +51,11 @@ class Entries:
         allele: int,
         fields: tuple[int, ...],
         af: tuple[int, ...],
-        make: Callable[..., Any],
+        make: type,
+        slots: tuple[str, ...],
         impacts: dict[str, Any],
         unquote: Callable[[str], str],
+        order: tuple[int, ...],
     ) -> None: ...
     def __call__(
         self, raw: str, keys: list[str], groups: list[list[Any]], afs: list[float | None]

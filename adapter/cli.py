@@ -100,7 +100,24 @@ def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--msi", choices=[s.value for s in MicrosatelliteStatus], help="microsatellite status"
     )
     p.add_argument(
-        "--knowledge", type=Path, metavar="FILE", help="actionability knowledge file (TSV)"
+        "--knowledge",
+        type=Path,
+        metavar="FILE",
+        help="actionability knowledge file (TSV; see examples/actionability.tsv)",
+    )
+    p.add_argument(
+        "--classifications",
+        type=Path,
+        metavar="FILE",
+        help="the lab's own variant classifications, which win over ClinVar's (TSV or JSON; "
+        "see examples/lab-classifications.tsv and .json)",
+    )
+    p.add_argument(
+        "--pgx",
+        type=Path,
+        metavar="FILE",
+        help="pharmacogenomic diplotype calls: a PharmCAT 3 JSON report or a TSV of gene, "
+        "diplotype, phenotype, activity_score (see examples/pgx/)",
     )
     p.add_argument(
         "--jobs",
@@ -166,6 +183,8 @@ def _convert_options(args: argparse.Namespace) -> ConvertOptions:
         jobs=args.jobs,
         tumor=tumor_biomarkers(args.tmb, args.msi),
         knowledge=args.knowledge,
+        classifications=args.classifications,
+        pharmacogenomics=args.pgx,
     )
 
 

@@ -10,35 +10,48 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Iterator, Sequence
+import re
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import IO, Any, NamedTuple
 
 from .assembly import accession
 from .conformance import checker, sharing, variant_checks
 from .errors import InputError, OptionsError
 from .fhir.biomarker import biomarker_observations
-from .fhir.implication import Implications
-from .fhir.report import ReportBuilder
+from .fhir.implication import CLINVAR, Implications, therapeutic_finding
+from .fhir.pharmacogenomics import PharmacogenomicResources, pharmacogenomic_resources
+from .fhir.phase import PhaseRelationships
+from .fhir.report import Interpretation, ReportBuilder
 from .fhir.variant import VariantBuilder
-from .fhir.writers import ResourceWriter, open_writer
+from .fhir.writers import Part, ResourceWriter, open_writer, variant_id
 from .model import (
     AnalysisContext,
     ConversionSummary,
+    Finding,
+    FindingKind,
     GenomeBuild,
     GenomicRegion,
     GenomicSourceClass,
     MicrosatelliteStatus,
     PatientRef,
+    PharmacogenomicReport,
     Sex,
     TumorBiomarkers,
 )
-from .parallel import Job, ProgressCallback, convert_in_parallel, make_variants
+from .parallel import Aside, Job, ProgressCallback, convert_in_parallel, make_variants
+from .phasing import PhaseTracker
+from .readers.annotations import find_sources
+from .readers.classifications import ClassificationTable, read_classifications
 from .readers.knowledge import KnowledgeBase, read_knowledge
+from .readers.pharmacogenomics import read_pharmacogenomics
 from .readers.vcf import VcfReader
+from .readers.vcf_text import VcfHeader
 from .regions import read_bed
 from .validation import load_validator
 
@@ -58,6 +71,8 @@ AUTO_PARALLEL_BYTES = 8 << 20
 MAX_AUTO_JOBS = 8  # the parent cuts and writes alone: more pay off less and less
 CHUNK_VARIANTS = 2048  # variants encoded before they are handed on together
 SPAN_BYTES = 2 << 20  # input text a worker converts at a time
+#: a release date in a ClinVar file's name (``clinvar_20240107.vcf.gz``) or VEP's ClinVar="…"
+_CLINVAR_RELEASE = re.compile(r"clinvar_(\d{8})|\bClinVar=\"?([^\"\s]+)", re.IGNORECASE)
 
 
 class OutputFormat(StrEnum):
@@ -140,7 +155,7 @@ def convert_vcf(
         raise InputError("no such file", source=str(source))
     studied = read_bed(options.regions_bed) if options.regions_bed else ()
     uncallable = read_bed(options.uncallable_bed) if options.uncallable_bed else ()
-    knowledge = read_knowledge(options.knowledge) if options.knowledge else None
+    sources = _read_sources(options)
     digest, size = _sha256(source)
     summary = ConversionSummary()
     reading: dict[str, Any] = {
@@ -152,43 +167,163 @@ def convert_vcf(
         "heteroplasmy_threshold": options.heteroplasmy_threshold,
     }
     with VcfReader(source, summary=summary, **reading) as reader:
+        if sources.classifications is not None:
+            sources.classifications.check_build(reader.build)
         ctx = _context(
             options, reader, source, digest, size, studied=studied, uncallable=uncallable
         )
-        if knowledge is not None:
-            ctx = replace(ctx, knowledge=knowledge.label())
+        ctx = _named_sources(ctx, reader.header, sources)
         validator = load_validator() if options.validate else None
         check = checker(validator, summary) if validator else _unchecked
         form = options.output_format.value
-        with sharing(validator) as share, open_writer(form, destination, ctx) as writer:
+        with (
+            sharing(validator) as share,
+            open_writer(form, destination, ctx) as writer,
+            _Gathering(ctx, writer, check, _decided(ctx, reader.header)) as gathering,
+        ):
             workers, chunk = _workers(options.jobs, size), CHUNK_VARIANTS
             if workers > 1 and reader.index is None:  # indexed regions: read in one process
                 job = Job(source, reading, ctx, form, options.validate, workers, chunk, SPAN_BYTES)
-                job = replace(job, knowledge=knowledge)
-                convert_in_parallel(job, reader, writer, summary, progress)
+                job = replace(
+                    job, knowledge=sources.knowledge, classifications=sources.classifications
+                )
+                convert_in_parallel(job, reader, writer, summary, progress, take=gathering.take)
             else:
-                builder = VariantBuilder(ctx, accession, share=share, knowledge=knowledge)
-                out = _Writing(writer, summary, progress)
+                builder = VariantBuilder(
+                    ctx,
+                    accession,
+                    share=share,
+                    knowledge=sources.knowledge,
+                    classifications=sources.classifications,
+                )
+                out = _Writing(writer, summary, progress, gathering.take)
                 checks = variant_checks(validator, builder, summary)
                 make_variants(reader, builder, writer, checks, out, chunk=chunk)
-            for finding in _findings(ctx, knowledge):
-                check(finding)
-                writer.add_result(finding)
-            for resource in ReportBuilder(ctx).build(writer.result_references()):
+            gathering.write_later()
+            interpretation = _other_results(ctx, sources, gathering, summary)
+            for resource in ReportBuilder(ctx).build(writer.result_references(), interpretation):
                 check(resource)
                 writer.add(resource)
             summary.resources_written = writer.counts()
     return summary
 
 
-def _findings(ctx: AnalysisContext, knowledge: KnowledgeBase | None) -> Iterator[dict[str, Any]]:
-    """The results beside the variants: biomarkers, then what the knowledge says of them."""
+class _Sources(NamedTuple):
+    """What the user gave beside the VCF to interpret it, each read and checked."""
+
+    knowledge: KnowledgeBase | None
+    classifications: ClassificationTable | None
+    pharmacogenomics: PharmacogenomicReport | None
+    pharmacogenomics_path: Path | None
+
+
+def _read_sources(options: ConvertOptions) -> _Sources:
+    """The knowledge, classification and PGx files, read before any output: a bad one
+    fails the conversion before anything is written."""
+    return _Sources(
+        read_knowledge(options.knowledge) if options.knowledge else None,
+        read_classifications(options.classifications) if options.classifications else None,
+        read_pharmacogenomics(options.pharmacogenomics) if options.pharmacogenomics else None,
+        options.pharmacogenomics,
+    )
+
+
+def _named_sources(ctx: AnalysisContext, header: VcfHeader, sources: _Sources) -> AnalysisContext:
+    """The context naming the sources of the interpretation and their versions, for the
+    analysis to list: the header's annotation tool and ClinVar release, and the files."""
+    tool = next(iter(find_sources(header)), None)
+    pgx, pgx_path = sources.pharmacogenomics, sources.pharmacogenomics_path
+    return replace(
+        ctx,
+        annotation=f"{tool.tool.value} {tool.version or '(version not stated)'}" if tool else None,
+        clinvar=_clinvar_release(header),
+        knowledge=sources.knowledge.label() if sources.knowledge else None,
+        classifications=sources.classifications.label() if sources.classifications else None,
+        pharmacogenomics=_pharmacogenomics_label(pgx, pgx_path) if pgx and pgx_path else None,
+    )
+
+
+def _clinvar_release(header: VcfHeader) -> str | None:
+    """The ClinVar release a file's ClinVar INFO comes from, when its header dates it: VEP
+    names it (``##VEP=... ClinVar="202301"``), annotators name the ClinVar file they read
+    (``clinvar_20240107.vcf.gz``)."""
+    if "CLNSIG" not in header.infos:
+        return None
+    for value in header.meta.values():
+        if (found := _CLINVAR_RELEASE.search(value)) is not None:
+            return found.group(1) or found.group(2)
+    return None
+
+
+def _pharmacogenomics_label(report: PharmacogenomicReport, path: Path) -> str:
+    """E.g. ``PharmCAT 3.2.0 (data 2025-10-01) from sample.report.json; recommendations: …``."""
+    version = f" {report.version}" if report.version else ""
+    data = f" (data {report.data_version})" if report.data_version else ""
+    return (
+        f"{report.source}{version}{data} from {path.name}; recommendations: CPIC guidelines "
+        "as the adapter's table transcribes them, each cited by its implication"
+    )
+
+
+def _decided(ctx: AnalysisContext, header: VcfHeader) -> dict[str, int]:
+    """The classification sources in use, none of their implications yet: the lab's file
+    first, then ClinVar when the file carries its INFO."""
+    decided = {ctx.classifications: 0} if ctx.classifications else {}
+    if "CLNSIG" in header.infos:
+        decided[CLINVAR] = 0
+    return decided
+
+
+def _other_results(
+    ctx: AnalysisContext, sources: _Sources, gathering: _Gathering, summary: ConversionSummary
+) -> Interpretation:
+    """The results after the variants (biomarkers and what the knowledge says of them, the
+    PGx Observations) and the recommended Tasks, checked and written as ``gathering``
+    does; what the report states of them and of the variants."""
+    writer, check, findings = gathering.writer, gathering.check, gathering.findings
+    for resource, finding in _findings(ctx, sources.knowledge):
+        check(resource)
+        writer.add_result(resource)
+        findings.append(finding)
+    pgx = PharmacogenomicResources()
+    if sources.pharmacogenomics is not None:
+        pgx = pharmacogenomic_resources(ctx, sources.pharmacogenomics)
+    for resource in pgx.results:
+        check(resource)
+        writer.add_result(resource)
+    for task in pgx.tasks:
+        check(task)
+        writer.add(task)
+    for reason, count in pgx.skipped.items():
+        summary.skip(f"pharmacogenomics_{reason}", count)
+    findings += pgx.findings
+    return Interpretation(findings, gathering.decided, [t["id"] for t in pgx.tasks])
+
+
+def _findings(
+    ctx: AnalysisContext, knowledge: KnowledgeBase | None
+) -> Iterator[tuple[dict[str, Any], Finding]]:
+    """The results beside the variants: biomarkers, then what the knowledge says of them;
+    each with its finding for the conclusion."""
     biomarkers = biomarker_observations(ctx)
-    yield from biomarkers.values()
+    for kind, observation in biomarkers.items():
+        yield observation, _biomarker_finding(ctx, kind, observation["id"])
     if knowledge is not None and ctx.tumor is not None:
         implications = Implications(ctx)
         for kind, rule in knowledge.for_tumor(ctx.tumor):
-            yield implications.therapeutic(knowledge, rule, biomarkers[kind]["id"])
+            measured = biomarkers[kind]["id"]
+            implication = implications.therapeutic(knowledge, rule, measured)
+            yield implication, therapeutic_finding(rule, implication["id"], measured)
+
+
+def _biomarker_finding(ctx: AnalysisContext, kind: str, rid: str) -> Finding:
+    """The conclusion's sentence on a measured biomarker: its value."""
+    tumor = ctx.tumor or TumorBiomarkers()
+    if kind == "tmb":
+        sentence = f"Tumor mutational burden: {tumor.mutational_burden:g} mutations/Mb."
+    else:
+        sentence = f"Microsatellite status: {tumor.microsatellite_status}."
+    return Finding(FindingKind.BIOMARKER, sentence, (rid,))
 
 
 def _unchecked(_resource: dict[str, Any]) -> None:
@@ -205,18 +340,93 @@ def _workers(jobs: int, size: int) -> int:
 
 
 class _Writing:
-    """The one process's :class:`Sink`: chunks straight into the writer, counted."""
+    """The one process's :class:`Sink`: chunks straight into the writer, counted, and what
+    they bring beside taken."""
 
     def __init__(
-        self, writer: ResourceWriter, summary: ConversionSummary, progress: ProgressCallback | None
+        self,
+        writer: ResourceWriter,
+        summary: ConversionSummary,
+        progress: ProgressCallback | None,
+        take: Callable[[Aside], None],
     ) -> None:
-        self.writer, self.summary, self.progress = writer, summary, progress
+        self.writer, self.summary, self.progress, self.take = writer, summary, progress, take
 
-    def send(self, pieces: list[bytes], ids: bytearray, count: int, records: int) -> None:
+    def send(
+        self, pieces: list[bytes], ids: bytearray, count: int, records: int, aside: Aside
+    ) -> None:
         self.writer.add_encoded(pieces, bytes(ids))
         self.summary.variants_converted += count
+        self.take(aside)
         if self.progress is not None:
             self.progress(records, self.summary.variants_converted)
+
+
+class _Gathering:
+    """What the variants bring beside their encodings, taken in file order (from one
+    process's chunks or the workers' spans alike): phased alleles related by one
+    :class:`PhaseTracker`, the findings, and the implications each source decided.
+
+    The phase Observations are results known only as the variants stream past; they are
+    encoded into a temporary file beside the output meanwhile and written after the
+    variants (:meth:`write_later`), so they are never all in memory and land in one place
+    whatever the number of processes.
+    """
+
+    def __init__(
+        self,
+        ctx: AnalysisContext,
+        writer: ResourceWriter,
+        check: Callable[[dict[str, Any]], None],
+        decided: dict[str, int],
+    ) -> None:
+        self.writer, self.check, self.decided = writer, check, decided
+        self.tracker = PhaseTracker()
+        self.phase = PhaseRelationships(ctx)
+        self.findings: list[Finding] = []
+        self._later: IO[bytes] | None = None
+        self._length = 0
+        self._ids = bytearray()
+
+    def __enter__(self) -> _Gathering:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._later is not None:
+            self._later.close()
+
+    def take(self, aside: Aside) -> None:
+        """One chunk's or span's Aside, in file order."""
+        for allele in aside.phased:
+            for relation in self.tracker.add(allele):
+                made, finding = self.phase.resources(relation)
+                for resource in made:
+                    self._keep(resource)
+                if finding is not None:
+                    self.findings.append(finding)
+        self.findings += aside.findings
+        for source, count in aside.decided.items():
+            self.decided[source] = self.decided.get(source, 0) + count
+
+    def _keep(self, resource: dict[str, Any]) -> None:
+        """A result checked and encoded now, written by :meth:`write_later`."""
+        self.check(resource)
+        if self._later is None:
+            folder = self.writer.destination.parent
+            self._later = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - see __exit__
+        self._length += self._later.write(self.writer.encode_variant(resource))
+        self._ids += variant_id(resource)
+
+    def write_later(self) -> None:
+        """The results kept so far, written after the variants."""
+        if self._later is not None:
+            self._later.flush()
+            self.writer.add_encoded(Part(self._later.fileno(), 0, self._length), bytes(self._ids))
 
 
 def _context(

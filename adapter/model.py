@@ -178,6 +178,12 @@ class AnalysisContext:
     extra_input_paths: Sequence[Path] = field(default=())
     tumor: TumorBiomarkers | None = None  # measured by the lab beside the calls
     knowledge: str | None = None  # the actionability knowledge used: its name and version
+    #: the transcript annotation read, e.g. "VEP v110", as the VCF header states it
+    annotation: str | None = None
+    clinvar: str | None = None  # the ClinVar release the header dates, e.g. "202301"
+    #: the lab's classification file: its label (lab and version), cited where it decided
+    classifications: str | None = None
+    pharmacogenomics: str | None = None  # the PGx calls' source and version
 
 
 class MicrosatelliteStatus(StrEnum):
@@ -376,3 +382,30 @@ class PharmacogenomicReport:
     data_version: str | None = None  # the guideline data the tool used, when stated
     #: genes not converted, by reason (e.g. "no_call", "ambiguous_diplotype")
     skipped: dict[str, int] = field(default_factory=dict)
+
+
+# ---- the report's conclusion: findings, each tied to the resources it speaks of ------------
+
+__all__ += ["Finding", "FindingKind"]
+
+
+class FindingKind(StrEnum):
+    """What a finding states; the conclusion lists the kinds in this order."""
+
+    DIAGNOSTIC = "diagnostic"  # a pathogenic or likely pathogenic classification
+    COMPOUND_HETEROZYGOTE = "compound-heterozygote"  # two such alleles of one gene in trans
+    THERAPEUTIC = "therapeutic"  # a drug and the predicted effect
+    BIOMARKER = "biomarker"  # tumor mutational burden, microsatellite status
+    PHARMACOGENOMIC = "pharmacogenomic"  # a PGx phenotype and its recommended drugs
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One sentence of the report's conclusion and the ids of the resources it speaks of
+    (the one that states it first, then those it rests on): a policy that withholds any of
+    them drops the sentence, so the conclusion keeps no trace of what was withheld. Small,
+    so worker processes can send it on."""
+
+    kind: FindingKind
+    sentence: str
+    about: tuple[str, ...]

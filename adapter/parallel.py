@@ -10,6 +10,10 @@ reads it with the same :class:`VcfReader`, builds, checks and encodes its varian
 part file. The parent writes the parts in span order, so the output is byte for byte what
 one process writes, and the counts are the sums of the spans'. Errors name the input file
 and its line, and the first in file order is the one raised.
+
+Beside its part, a worker sends what the span's variants bring for the report (an
+:class:`Aside`: phased alleles, findings, implications by deciding source); the parent takes
+them in span order, so it sees them in file order as one process does.
 """
 
 from __future__ import annotations
@@ -18,27 +22,50 @@ import multiprocessing
 import os
 import tempfile
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, BinaryIO, Final, Protocol, cast
+from typing import Any, BinaryIO, Final, NamedTuple, Protocol, cast
 
 from .assembly import accession
 from .conformance import VariantChecks, sharing, variant_checks
 from .errors import AdapterError, TruncatedInputError
 from .fhir.variant import VariantBuilder
 from .fhir.writers import Part, ResourceWriter, open_writer
-from .model import AnalysisContext, ConversionSummary
+from .model import AnalysisContext, ConversionSummary, Finding
+from .phasing import PhasedAllele
+from .readers.classifications import ClassificationTable
 from .readers.knowledge import KnowledgeBase
 from .readers.vcf import VcfReader
 from .readers.vcf_text import Stream, open_stream
 from .validation import load_validator
 
-__all__ = ["Job", "Sink", "convert_in_parallel", "make_variants"]
+__all__ = ["Aside", "Job", "Sink", "Take", "convert_in_parallel", "make_variants"]
 
 #: callback(records_read, variants_converted), called after each chunk of variants
 ProgressCallback = Callable[[int, int], None]
+
+
+class Aside(NamedTuple):
+    """What a run of variants brings beside their encodings, for the parent: the phased
+    alleles phasing can relate, the conclusion's findings, and how many diagnostic
+    implications each source decided. Small: only variants with something to say add."""
+
+    phased: list[PhasedAllele]
+    findings: list[Finding]
+    decided: Counter[str]
+
+    def add(self, other: Aside) -> None:
+        """Append ``other``, which came after this."""
+        self.phased.extend(other.phased)
+        self.findings.extend(other.findings)
+        self.decided.update(other.decided)
+
+
+#: the parent's taker of each Aside, in file order
+Take = Callable[[Aside], None]
 
 _READ: Final = 1 << 20  # bytes the parent reads at a time
 _AHEAD: Final = 2  # spans cut ahead of the merge, per worker
@@ -57,6 +84,8 @@ class Job:
     chunk: int  # variants encoded before they are appended to the part file
     span_bytes: int  # the length of a span, about
     knowledge: KnowledgeBase | None = None  # for the annotated variants' implications
+    #: the lab's, deciding the diagnostic implications of the variants they hold
+    classifications: ClassificationTable | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +103,11 @@ def convert_in_parallel(
     writer: ResourceWriter,
     summary: ConversionSummary,
     progress: ProgressCallback | None,
+    *,
+    take: Take,
 ) -> None:
     """Convert ``reader``'s whole file in ``job.workers`` processes into ``writer``;
-    ``summary`` gets the counts."""
+    ``summary`` gets the counts, ``take`` each span's Aside in file order."""
     spawn = multiprocessing.get_context("spawn")  # fork is unsafe in a threaded server
     with tempfile.TemporaryDirectory(dir=writer.destination.parent, prefix=".parts.") as tmp:
         parts = Path(tmp)
@@ -90,7 +121,7 @@ def convert_in_parallel(
             child.close()
         try:
             spans = _spans(reader, parts, job.span_bytes)
-            _Merge(writer, summary, progress).run([own for own, _ in pipes], spans)
+            _Merge(writer, summary, progress, take).run([own for own, _ in pipes], spans)
         except BaseException:
             for proc in procs:
                 proc.terminate()
@@ -169,9 +200,13 @@ class _Merge:
     """Spans to idle workers, their parts into the writer in span order."""
 
     def __init__(
-        self, writer: ResourceWriter, summary: ConversionSummary, progress: ProgressCallback | None
+        self,
+        writer: ResourceWriter,
+        summary: ConversionSummary,
+        progress: ProgressCallback | None,
+        take: Take,
     ) -> None:
-        self.writer, self.summary, self.progress = writer, summary, progress
+        self.writer, self.summary, self.progress, self.take = writer, summary, progress, take
 
     def run(self, workers: list[Connection], spans: Iterator[_Span]) -> None:
         """Every span converted and written, or the first error in file order raised."""
@@ -213,7 +248,7 @@ class _Merge:
     def _write(self, result: tuple[Any, ...]) -> None:
         if result[0] == "error":
             raise result[2]
-        _, _, part, length, ids, span = result
+        _, _, part, length, ids, span, aside = result
         fd = os.open(part, os.O_RDONLY)
         try:
             self.writer.add_encoded(Part(fd, 0, length), ids)
@@ -224,6 +259,7 @@ class _Merge:
         self.summary.variants_converted += span.variants_converted
         for reason, count in span.skipped.items():
             self.summary.skip(reason, count)
+        self.take(aside)
         if self.progress is not None:
             self.progress(self.summary.records_read, self.summary.variants_converted)
 
@@ -243,7 +279,13 @@ def _work(job: Job, parts: Path, conn: Connection) -> None:
     """A worker process: spans until the parent closes the pipe."""
     validator = load_validator() if job.validate else None
     with sharing(validator) as share, conn:
-        builder = VariantBuilder(job.ctx, accession, share=share, knowledge=job.knowledge)
+        builder = VariantBuilder(
+            job.ctx,
+            accession,
+            share=share,
+            knowledge=job.knowledge,
+            classifications=job.classifications,
+        )
         worker = _Worker(job, parts, builder)
         worker.checks = variant_checks(validator, worker.builder, ConversionSummary())
         while True:
@@ -263,7 +305,7 @@ class _Worker:
         self.checks: VariantChecks | None = None
 
     def convert(self, span: _Span) -> tuple[Any, ...]:
-        """("done", index, part file, its length, ids, span summary), or
+        """("done", index, part file, its length, ids, span summary, span Aside), or
         ("error", index, error)."""
         part = self.parts / f"part-{span.index}"
         summary = ConversionSummary()
@@ -277,7 +319,7 @@ class _Worker:
                     reader, self.builder, self.encoder, self.checks, sink, chunk=self.job.chunk
                 )
             summary.variants_converted = sink.count
-            return ("done", span.index, part, sink.length, bytes(sink.ids), summary)
+            return ("done", span.index, part, sink.length, bytes(sink.ids), summary, sink.aside)
         except AdapterError as e:
             return ("error", span.index, _located(e, self.job, span))
         except Exception as e:
@@ -302,21 +344,28 @@ class _PartSink:
         self.part = part
         self.length = self.count = 0
         self.ids = bytearray()
+        self.aside = Aside([], [], Counter())
 
-    def send(self, pieces: list[bytes], ids: bytearray, count: int, records: int) -> None:
+    def send(
+        self, pieces: list[bytes], ids: bytearray, count: int, records: int, aside: Aside
+    ) -> None:
         for piece in pieces:
             self.length += self.part.write(piece)
         self.ids += ids
         self.count += count
+        self.aside.add(aside)
 
 
 # ---- shared by one process and the workers ---------------------------------------------
 
 
 class Sink(Protocol):
-    """Where :func:`make_variants` hands each chunk: encoded variants and their ids."""
+    """Where :func:`make_variants` hands each chunk: encoded variants and their ids, and what
+    they bring beside."""
 
-    def send(self, pieces: list[bytes], ids: bytearray, count: int, records: int) -> None:
+    def send(
+        self, pieces: list[bytes], ids: bytearray, count: int, records: int, aside: Aside
+    ) -> None:
         """``count`` variants, made after reading ``records`` records."""
 
 
@@ -330,7 +379,7 @@ def make_variants(
     chunk: int,
 ) -> None:
     """Variants of the reader's calls, encoded as ``encoder`` writes them, ``chunk`` at a
-    time, each shown to ``checks`` first."""
+    time, each shown to ``checks`` first; with each chunk, what its variants brought."""
     encode = builder.encoding(
         encoder.encode_variant,
         checks,
@@ -345,7 +394,14 @@ def make_variants(
         pieces.append(data)
         ids += raw_id
         if len(pieces) >= chunk:
-            out.send(pieces, ids, len(pieces), summary.records_read)
+            out.send(pieces, ids, len(pieces), summary.records_read, _drain(builder))
             pieces, ids = [], bytearray()
     if pieces:
-        out.send(pieces, ids, len(pieces), summary.records_read)
+        out.send(pieces, ids, len(pieces), summary.records_read, _drain(builder))
+
+
+def _drain(builder: VariantBuilder) -> Aside:
+    """What the builder's encoding gathered since it was last drained."""
+    aside = Aside(builder.phased, builder.findings, builder.decided)
+    builder.phased, builder.findings, builder.decided = [], [], Counter()
+    return aside

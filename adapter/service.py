@@ -1,7 +1,13 @@
 """The HTTP API: a thin FastAPI shell over :func:`adapter.convert.convert_vcf`.
 
+The VCF is the multipart file part ``file``; the files the CLI takes as ``--knowledge``,
+``--classifications`` and ``--pgx`` are file parts of those names beside it. Every upload is
+streamed to a private temporary folder (``mkdtemp``: mode 0700), which is removed once the
+response has been sent or the request failed.
+
 Errors leave as FHIR OperationOutcome resources with a 4xx status the client can act on;
-an unexpected failure is a 500 whose body names no internals.
+an unexpected failure is a 500 whose body names no internals: an error in an uploaded file
+names the part and the client's file name, never the temporary path.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from . import __version__
 from .convert import (
@@ -43,6 +49,8 @@ FHIR_NDJSON = "application/fhir+ndjson"
 _CHUNK = 1 << 20
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
+#: file parts besides the VCF, each the upload of a CLI option of the same name
+UPLOAD_PARTS = ("knowledge", "classifications", "pgx")
 
 
 def create_app() -> FastAPI:
@@ -60,7 +68,8 @@ def create_app() -> FastAPI:
         "/v1/convert",
         _convert,
         methods=["POST"],
-        summary="Convert an uploaded VCF (multipart field 'file')",
+        summary="Convert an uploaded VCF (multipart file part 'file'; optional file parts "
+        "'knowledge', 'classifications', 'pgx')",
         response_class=Response,
         responses={200: {"content": {FHIR_JSON: {}, FHIR_NDJSON: {}}}, 400: {}, 415: {}, 422: {}},
     )
@@ -74,20 +83,25 @@ async def _healthz() -> dict[str, str]:
 async def _convert(request: Request) -> Response:
     """Options come as form fields or query parameters; form fields win."""
     workdir = Path(tempfile.mkdtemp(prefix="fhir-genomics-"))
+    named: dict[str, str] = {}  # a saved file's path -> the part and file name the client sent
     try:
         source = workdir / "input.vcf"
-        async with request.form(max_files=1, max_fields=64) as form:
+        async with request.form(max_files=1 + len(UPLOAD_PARTS), max_fields=64) as form:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise OptionsError("upload the VCF as the multipart field 'file'", field="file")
             await _save(upload, source)
+            named[str(source)] = f"part 'file' ({_base_name(upload.filename)})"
+            saved = await _save_parts(form, workdir, named)
             form_fields = _grouped((k, v) for k, v in form.multi_items() if isinstance(v, str))
         fields = _grouped(request.query_params.multi_items()) | form_fields
-        options = options_from_fields(fields, input_name=_base_name(upload.filename))
+        options = options_from_fields(fields, input_name=_base_name(upload.filename), uploads=saved)
         out = workdir / ("out" if options.output_format is OutputFormat.NDJSON else "out.json")
         await run_in_threadpool(convert_vcf, source, out, options)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(workdir, ignore_errors=True)
+        if isinstance(exc, AdapterError):
+            _name_uploads(exc, named)
         raise
     media = FHIR_NDJSON if out.is_dir() else FHIR_JSON
     return StreamingResponse(_stream_and_remove(out, workdir), media_type=media)
@@ -100,8 +114,22 @@ def _grouped(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     return grouped
 
 
-def options_from_fields(fields: Mapping[str, list[str]], *, input_name: str) -> ConvertOptions:
-    """ConvertOptions from HTTP form/query fields, named as the CLI's long options."""
+def options_from_fields(
+    fields: Mapping[str, list[str]],
+    *,
+    input_name: str,
+    uploads: Mapping[str, Path] | None = None,
+) -> ConvertOptions:
+    """ConvertOptions from HTTP form/query fields, named as the CLI's long options, and the
+    saved uploads of the :data:`UPLOAD_PARTS` (part -> path)."""
+    for part in UPLOAD_PARTS:
+        if part in fields:  # a path on the server is never read
+            raise OptionsError(
+                f"send {part} as a file part of the multipart upload (curl -F {part}=@FILE), "
+                "not as a text field or query parameter",
+                field=part,
+            )
+    files = uploads or {}
     known = {
         "patient", "patient_identifier", "sample", "build", "source_class", "sex", "format",
         "region", "include_filtered", "validate", "document_reference", "report_id",
@@ -141,6 +169,9 @@ def options_from_fields(fields: Mapping[str, list[str]], *, input_name: str) -> 
         ),
         input_name=input_name,
         tumor=tumor_biomarkers(_number(one("tmb"), "tmb"), one("msi")),
+        knowledge=files.get("knowledge"),
+        classifications=files.get("classifications"),
+        pharmacogenomics=files.get("pgx"),
     )
 
 
@@ -179,16 +210,61 @@ def _number(text: str | None, name: str) -> float | None:
         raise OptionsError(f"{name} is not a number: {text!r}", field=name) from None
 
 
-def _base_name(filename: str | None) -> str:
+def _base_name(filename: str | None, default: str = "upload.vcf") -> str:
     """The uploaded file's own name, with any client-side folders dropped."""
     name = Path((filename or "").replace("\\", "/")).name
-    return name or "upload.vcf"
+    return name if name not in ("", "..") else default
 
 
 async def _save(upload: UploadFile, target: Path) -> None:
     with target.open("wb") as f:
         while chunk := await upload.read(_CHUNK):
             f.write(chunk)
+
+
+async def _save_parts(form: FormData, workdir: Path, named: dict[str, str]) -> dict[str, Path]:
+    """The :data:`UPLOAD_PARTS` sent, saved (part -> path), each saved path noted in
+    ``named`` with the part's public name; a file part of any other name is refused."""
+    sent = {key for key, value in form.multi_items() if isinstance(value, UploadFile)}
+    unknown = sorted(sent - {"file", *UPLOAD_PARTS})
+    if unknown:
+        parts = ", ".join(("file", *UPLOAD_PARTS))
+        raise OptionsError(
+            f"unknown file part(s): {', '.join(unknown)}; the file parts are {parts}",
+            field=unknown[0],
+        )
+    saved = {}
+    for part in UPLOAD_PARTS:
+        if (upload := _part(form.getlist(part), part)) is not None:
+            path = saved[part] = await _save_part(upload, workdir, part)
+            named[str(path)] = f"part '{part}' ({path.name})"
+    return saved
+
+
+def _part(values: list[UploadFile | str], part: str) -> UploadFile | None:
+    """The one file sent as ``part``, if any; sent twice, an OptionsError."""
+    if len(values) > 1:
+        raise OptionsError(f"part {part} given {len(values)} times; send one file", field=part)
+    value = values[0] if values else None
+    return value if isinstance(value, UploadFile) else None  # text: see options_from_fields
+
+
+async def _save_part(upload: UploadFile, workdir: Path, part: str) -> Path:
+    """The upload saved in its own folder under its client-side name (which the readers
+    cite, and by whose ``.json`` suffix they tell JSON from TSV)."""
+    folder = workdir / part
+    folder.mkdir()
+    target = folder / _base_name(upload.filename, default=part)
+    await _save(upload, target)
+    return target
+
+
+def _name_uploads(exc: AdapterError, named: Mapping[str, str]) -> None:
+    """The error with each saved upload's private path replaced by the part it came as."""
+    for private, public in named.items():
+        if exc.source == private:
+            exc.source = public
+        exc.message = exc.message.replace(private, public)
 
 
 def _stream_and_remove(out: Path, workdir: Path) -> Iterator[bytes]:

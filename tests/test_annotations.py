@@ -9,6 +9,8 @@ from typing import Any
 
 import cyvcf2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapter.errors import MalformedRecordError
 from adapter.model import (
@@ -29,7 +31,8 @@ from adapter.readers.annotations import (
     sequence_ontology,
     significance_tier,
 )
-from adapter.readers.vcf_text import VcfHeader, open_stream, read_header
+from adapter.readers.vcf import VcfReader
+from adapter.readers.vcf_text import FieldSpec, VcfHeader, open_stream, read_header
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "vcf"
@@ -96,6 +99,19 @@ def test_primary_order_is_configurable() -> None:
     listed = next(_annotate("vep_annotated.vcf", primary_order=()))
     assert listed.alleles[0].primary is not None
     assert listed.alleles[0].primary.transcript == "ENST00000288602.11"
+
+
+def test_the_reader_passes_the_transcript_order_on() -> None:
+    """What the user configures reaches the calls, on the reader's fast lane as off it."""
+
+    def braf(order: tuple[PrimaryRule, ...]) -> str | None:
+        with VcfReader(DATA / "vep_sample.vcf", transcript_order=order) as reader:
+            call = next(c for c in reader if c.pos == 140753336)
+        assert call.annotation is not None and call.annotation.primary is not None
+        return call.annotation.primary.transcript
+
+    assert braf((PrimaryRule.MANE_SELECT, PrimaryRule.CANONICAL)) == "ENST00000646891.2"
+    assert braf((PrimaryRule.PICKED, PrimaryRule.MANE_SELECT)) == "ENST00000288602.11"
 
 
 def test_multiallelic_record_gets_one_annotation_per_alt() -> None:
@@ -273,3 +289,41 @@ def test_five_tiers_have_their_loinc_answers() -> None:
         "Benign/Likely_benign": (ClinicalSignificance.LIKELY_BENIGN, "LA26334-5"),
     }
     assert {k: significance_tier(k) for k in answers} == answers
+
+
+CSQ_FORMAT = (
+    "Allele|Consequence|IMPACT|SYMBOL|Gene|Feature|BIOTYPE|HGVSc|HGVSp|CANONICAL|MANE_SELECT|"
+    "PICK|HGNC_ID|gnomADe_AF|gnomADg_AF"
+)
+_FIELD_VALUES = st.sampled_from(
+    ["", "BRAF", "GENÉ", "1097", "HGNC:1097", "١٠٩٧", "²", "ENST00000288602.11", "NM_004333.6",
+     "YES", "1", "c.1799T>A", "NM_1.1:c.5%3D", "p.V600E", "NP_1.1:p.Leu858%3D", "HIGH",
+     "MODIFIER", "odd", "missense_variant", "frameshift_variant&splice_region_variant", "0.001",
+     "1e-5&0.2", ".", " 0.5 ", "nan", "1_000", "abc"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    alleles=st.lists(st.sampled_from(["A", "T", "G", "TTTT"]), min_size=1, max_size=6),
+    fields=st.lists(st.lists(_FIELD_VALUES, min_size=14, max_size=14), min_size=6, max_size=6),
+    order=st.permutations(list(PrimaryRule)).map(lambda p: tuple(p[:2])),
+)
+def test_entries_read_in_c_are_what_python_reads(
+    alleles: list[str], fields: list[list[str]], order: tuple[PrimaryRule, ...]
+) -> None:
+    """The C reader of CSQ entries (adapter/_native.c) against the Python one it stands in
+    for: the same transcripts, primary choice, frequencies and unmatched count."""
+    header = VcfHeader(
+        samples=("S1",),
+        contigs={},
+        infos={"CSQ": FieldSpec(".", "String", f"Ensembl VEP. Format: {CSQ_FORMAT}")},
+        meta={"VEP": "v110"},
+    )
+    native = AnnotationParser(header, primary_order=order)
+    python = AnnotationParser(header, primary_order=order)
+    python._entries = None
+    raw = ",".join("|".join([a, *f]) for a, f in zip(alleles, fields, strict=False))
+    for alts in (["A"], ["A", "T"], ["G", "A", "T"]):
+        found = native.parse("C", alts, {"CSQ": raw})
+        assert repr(found) == repr(python.parse("C", alts, {"CSQ": raw}))  # nan != nan

@@ -9,7 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from adapter import cli
 from adapter.cli import main
+from adapter.convert import ConvertOptions
+from adapter.model import ConversionSummary
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "NA12878-panel.vcf.gz"
@@ -195,3 +198,56 @@ def test_knowledge_file_yields_therapeutic_implications(
     code, err = run(capsys, "convert", EXAMPLE, *PATIENT, "--knowledge", tmp_path, "--out", out)
     assert code == 3
     assert "knowledge file" in err
+
+
+def test_classifications_and_pgx_files_reach_the_conversion_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[ConvertOptions] = []
+
+    def convert(source: Path, out: Path, options: ConvertOptions, **_: object) -> object:
+        seen.append(options)
+        return ConversionSummary()
+
+    monkeypatch.setattr(cli, "convert_vcf", convert)
+    labs, pgx = ROOT / "examples" / "lab-classifications.json", ROOT / "examples" / "pgx"
+    args: list[str | Path] = ["--classifications", labs, "--pgx", pgx / "calls.tsv"]
+    args += ["--out", tmp_path / "o"]
+    code, err = run(capsys, "convert", EXAMPLE, *PATIENT, *args)
+    assert code == 0, err
+    assert (seen[0].classifications, seen[0].pharmacogenomics) == (labs, pgx / "calls.tsv")
+    assert run(capsys, "convert", EXAMPLE, *PATIENT, "--out", tmp_path / "o")[0] == 0
+    assert (seen[1].classifications, seen[1].pharmacogenomics) == (None, None)
+
+
+def test_help_names_the_formats_and_examples_of_the_input_files(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # argparse would wrap a file name at its hyphen
+    with pytest.raises(SystemExit):
+        main(["convert", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for needle in ("examples/lab-classifications.tsv", "PharmCAT", "examples/pgx/", "TSV or JSON"):
+        assert needle in text
+
+
+def test_classifications_and_pgx_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bundle.json"
+    labs, calls = ROOT / "examples" / "lab-classifications.tsv", ROOT / "examples" / "pgx"
+    args: list[str | Path] = ["--classifications", labs, "--pgx", calls / "calls.tsv"]
+    args += ["--validate", "--format", "collection", "--out", out]
+    code, err = run(capsys, "convert", VCF / "vep_sample.vcf", "--patient", "p-1", *args)
+    assert code == 0, err
+    resources = [e["resource"] for e in orjson.loads(out.read_bytes())["entry"]]
+    tasks = [r for r in resources if r["resourceType"] == "Task"]
+    assert tasks and all("medication-recommendation" in str(t["meta"]) for t in tasks)
+    report = next(r for r in resources if r["resourceType"] == "DiagnosticReport")
+    assert "(Example Genomics Laboratory 2025-06)" in report["conclusion"]
+    bad = tmp_path / "calls.tsv"
+    bad.write_text("gene\tdiplotype\nCYP2C19\t*1/*2\n")
+    args = ["--patient", "p-1", "--pgx", bad, "--out", tmp_path / "o.json"]
+    code, err = run(capsys, "convert", VCF / "vep_sample.vcf", *args)
+    assert code == 3
+    assert str(bad) in err

@@ -20,6 +20,7 @@ from adapter.errors import AdapterError, ValidationFailed
 from adapter.fhir.variant import VariantBuilder
 from adapter.fhir.writers import open_writer
 from adapter.model import GenomeBuild, GenomicSourceClass, PatientRef, Sex
+from adapter.readers.annotations import _vep_alleles
 from adapter.readers.vcf import VcfReader
 from adapter.regions import parse_region
 from adapter.validation import Validator, validate_path
@@ -98,10 +99,7 @@ def test_converts_and_validates_with_zero_errors(
 READING = {"sample", "build", "sex", "regions", "include_filtered"}
 
 
-@pytest.fixture(scope="module")
-def assorted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Records of every lane-shaped sort: SNVs, indels, dups, inversions, lower case, several
-    ALTs, repeats at one locus, rs ids, missing AD, filters, on three chromosomes."""
+def _assorted(tmp_path_factory: pytest.TempPathFactory, *, annotated: bool) -> Path:
     rng = random.Random(7)  # noqa: S311 - test data, not secrets
     lines = []
     for chrom in ("chr1", "chr2", "chrX"):
@@ -119,28 +117,95 @@ def assorted(tmp_path_factory: pytest.TempPathFactory) -> Path:
             fmt, sample = rng.choice(
                 [("GT:AD:DP", f"0/1:{ad}:40"), ("GT", "1/1"), ("GT:AD", f"{len(alts) - 1}/1:{ad}")]
             )
+            info = _csq(rng, ref, alts) if annotated else "."
             lines.append(
-                f"{chrom}\t{pos}\t{ident}\t{ref}\t{','.join(alts)}\t50\t{flt}\t.\t{fmt}\t{sample}\n"
+                f"{chrom}\t{pos}\t{ident}\t{ref}\t{','.join(alts)}\t50\t{flt}\t{info}\t{fmt}\t"
+                f"{sample}\n"
             )
     path = tmp_path_factory.mktemp("lane") / "assorted.vcf"
     header = (VCF / "snv.vcf").read_text().split("#CHROM")[0]
+    if annotated:
+        header += f'##INFO=<ID=CSQ,Number=.,Type=String,Description="{ASSORTED_CSQ}">\n'
+        header += '##INFO=<ID=CLNSIG,Number=.,Type=String,Description="ClinVar significance">\n'
     path.write_text(
         header + "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n" + "".join(lines)
     )
     return path
 
 
+@pytest.fixture(scope="module")
+def assorted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Records of every lane-shaped sort: SNVs, indels, dups, inversions, lower case, several
+    ALTs, repeats at one locus, rs ids, missing AD, filters, on three chromosomes."""
+    return _assorted(tmp_path_factory, annotated=False)
+
+
+@pytest.fixture(scope="module")
+def assorted_annotated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same sorts of record, each with VEP consequences of every shape the C code reads
+    (genes coded, named or none; Ensembl, RefSeq or no transcript; HGVS bare, qualified,
+    escaped or absent; flags; frequencies; non-ASCII text; an allele the record lacks) and
+    some with ClinVar."""
+    return _assorted(tmp_path_factory, annotated=True)
+
+
+ASSORTED_CSQ = (
+    "Consequence annotations from Ensembl VEP. Format: Allele|Consequence|IMPACT|SYMBOL|Gene|"
+    "Feature_type|Feature|BIOTYPE|HGVSc|HGVSp|CANONICAL|MANE_SELECT|PICK|HGNC_ID|gnomADe_AF"
+)
+
+
+def _csq(rng: random.Random, ref: str, alts: list[str]) -> str:
+    """A CSQ (and now and then a CLNSIG) of one to three random entries per ALT."""
+    keys = list(_vep_alleles(ref.upper(), [a.upper() for a in alts]))
+    if rng.random() < 0.03:
+        keys.append("TTTT")  # an allele the record does not have: counted, read by Python
+    entries = []
+    for key in keys:
+        for _ in range(rng.choice([1, 2, 3])):
+            tx = rng.choice(["ENST00000288602.11", "NM_004333.6", ""])
+            c = rng.choice(["c.1799T>A", f"{tx}:c.10del", "n.*20A>T", "", "c.5%3D"])
+            p = rng.choice(["ENSP00000288602.7:p.Val600Glu", "p.V600E", "", "NP_1.1:p.Leu858%3D"])
+            fields = [
+                key,
+                rng.choice(["missense_variant", "frameshift_variant&splice_region_variant", "x"]),
+                rng.choice(["HIGH", "MODERATE", "LOW", "MODIFIER", "", "odd"]),
+                rng.choice(["BRAF", "", "GENÉ"]),
+                rng.choice(["ENSG00000157764", ""]),
+                "Transcript",
+                tx,
+                rng.choice(["protein_coding", ""]),
+                c,
+                p,
+                rng.choice(["YES", ""]),
+                rng.choice(["NM_004333.6", ""]),
+                rng.choice(["1", ""]),
+                rng.choice(["1097", "HGNC:1097", ""]),
+                rng.choice(["0.001", "1e-5&0.2", "", "."]),
+            ]
+            if rng.random() < 0.8:  # most records alike in shape, for the C lane to take
+                change = f"c.{rng.randint(1, 3000)}A>G"
+                fields[3:15] = [
+                    "BRAF", "ENSG00000157764", "Transcript", "ENST00000288602.11",
+                    "protein_coding", f"ENST00000288602.11:{change}", "", "YES", "", "", "1097",
+                    "",
+                ]  # fmt: skip
+            entries.append("|".join(fields))
+    clinvar = ";CLNSIG=Pathogenic" if rng.random() < 0.05 else ""
+    return "CSQ=" + ",".join(entries) + clinvar
+
+
 @pytest.mark.parametrize("form", list(OutputFormat), ids=lambda f: f.value)
-@pytest.mark.parametrize("case", [*sorted(CASES), "assorted"])
+@pytest.mark.parametrize("case", [*sorted(CASES), "assorted", "assorted-annotated"])
 def test_each_variant_is_encoded_as_the_builder_builds_it(
-    tmp_path: Path, case: str, form: OutputFormat, assorted: Path
+    tmp_path: Path, case: str, form: OutputFormat, assorted: Path, assorted_annotated: Path
 ) -> None:
     """The encoder (templates, and the C lane once a shape is proven) writes every variant
     byte for byte as encoding the resource the builder builds, with the same id; a call
     with annotations brings its consequences and implication after it, and no other does;
     what it brings is encoded as the checked path encodes its dicts."""
     name, overrides = CASES.get(case, ("", {"include_filtered": True}))
-    source = assorted if case == "assorted" else VCF / name
+    source = {"assorted": assorted, "assorted-annotated": assorted_annotated}.get(case, VCF / name)
     options = replace(BASE, output_format=form, **overrides)
     reading = {k: v for k, v in overrides.items() if k in READING}
     with VcfReader(source, **reading) as reader:
@@ -166,7 +231,7 @@ def test_each_variant_is_encoded_as_the_builder_builds_it(
             annotated = call.annotation is not None and call.annotation.primary is not None
             derived = annotated or call.clinvar is not None
             assert (len(data) > len(own)) == (len(raw_id) > 16) == derived
-    if case == "assorted":
+    if case.startswith("assorted"):
         assert calls - fallback.calls > 100  # the C lane took these
 
 

@@ -12,8 +12,16 @@ from test_convert import VCF, resources_in
 
 from adapter.convert import OutputFormat, convert_vcf
 from adapter.errors import InputError
-from adapter.model import MicrosatelliteStatus, TumorBiomarkers
+from adapter.model import (
+    ConversionSummary,
+    GenomicSourceClass,
+    MicrosatelliteStatus,
+    SvType,
+    TumorBiomarkers,
+    VariantCall,
+)
 from adapter.readers.knowledge import Effect, Match, read_knowledge
+from adapter.readers.vcf import VcfReader
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "actionability.tsv"
 HEADER = "match\tgene\talteration\tcondition\tmedication\teffect\tevidence\tsource\n"
@@ -61,6 +69,7 @@ def test_biomarker_rules_match_by_status_and_threshold(
         (HEADER + "biomarker\t\tTMB>=lots\tAny\tdrug\tresponsive\t\t\n", 2, "TMB>=N"),
         (HEADER + "biomarker\t\tMSI-H\tAny\tresponsive\t\t\n", 2, "columns"),
         (HEADER + "class\tERBB2\tamplification\tBreast\t\tresponsive\t\t\n", 2, "medication"),
+        (HEADER + "class\tKRAS\tactivating\tNSCLC\tsotorasib\tresponsive\t\t\n", 2, "class"),
         ("# name: empty\n", None, "no header"),
     ],
 )
@@ -170,3 +179,110 @@ def test_annotated_variants_meet_variant_and_class_rules_in_any_process_count(
     }
     for obs in found:
         assert obs["derivedFrom"][0]["reference"].removeprefix("urn:uuid:") in variants
+
+
+AMPLIFIED = VCF / "erbb2_amplification.vcf"  # CNVkit calls, VEP-annotated: TP53 loss, ERBB2 CN 8
+
+
+def amplified_calls() -> tuple[VariantCall, VariantCall]:
+    """The TP53 deletion and the ERBB2 duplication of the fixture, with their annotations."""
+    summary = ConversionSummary()
+    with VcfReader(AMPLIFIED, summary=summary) as reader:
+        loss, gain = reader
+    assert summary.skipped == {}  # VEP's "deletion"/"duplication" alleles found their ALTs
+    return loss, gain
+
+
+def test_vep_annotations_of_symbolic_alleles_reach_their_calls() -> None:
+    loss, gain = amplified_calls()
+    assert loss.annotation is not None and loss.annotation.primary is not None
+    assert gain.annotation is not None and gain.annotation.primary is not None
+    assert (loss.annotation.primary.gene_symbol, gain.annotation.primary.gene_symbol) == (
+        "TP53",
+        "ERBB2",
+    )
+    assert gain.structural is not None and gain.structural.copy_number == 8
+
+
+def test_an_erbb2_copy_gain_meets_the_amplification_rule() -> None:
+    knowledge = read_knowledge(EXAMPLE)
+    loss, gain = amplified_calls()
+    found = knowledge.for_call(gain, None)
+    assert [(r.gene, r.alteration, r.medication) for r in found] == [
+        ("ERBB2", "amplification", "trastuzumab")
+    ]
+    assert knowledge.for_call(loss, None) == []  # TP53 has no rule; a loss is no gain
+    assert gain.annotation is not None
+    assert knowledge.for_allele(gain.annotation) == []  # the copy number decides, not VEP
+
+
+def _with(call: VariantCall, **changes: Any) -> VariantCall:
+    """The call with other structural facts (``sv_type``, ``copy_number``) or locus."""
+    assert call.structural is not None
+    sv_changes = {k: v for k, v in changes.items() if k in ("sv_type", "copy_number")}
+    locus = {k: v for k, v in changes.items() if k not in sv_changes}
+    return replace(call, structural=replace(call.structural, **sv_changes), **locus)
+
+
+@pytest.mark.parametrize(
+    ("changes", "male", "amplified"),
+    [
+        ({"copy_number": 2.0}, None, False),  # a DUP at normal copy number
+        ({"copy_number": None}, None, False),  # no copy number stated: not taken for a gain
+        ({"copy_number": 3.0}, None, True),
+        ({"sv_type": SvType.CNV}, None, True),
+        ({"sv_type": SvType.INV}, None, False),
+        ({"chromosome": "X", "copy_number": 2.0}, True, True),  # two X copies in a male
+        ({"chromosome": "X", "copy_number": 2.0}, None, False),  # normal for a female
+        ({"chromosome": "X", "copy_number": 3.0}, None, True),  # a gain in anyone
+        ({"chromosome": "M", "copy_number": 8.0}, None, False),  # no normal copy number
+    ],
+)
+def test_only_a_copy_number_above_normal_is_an_amplification(
+    changes: dict[str, Any], male: bool | None, amplified: bool
+) -> None:
+    _, gain = amplified_calls()
+    found = read_knowledge(EXAMPLE).for_call(_with(gain, **changes), male)
+    assert bool(found) is amplified
+
+
+def test_a_gain_beside_a_gene_is_no_amplification_of_it() -> None:
+    _, gain = amplified_calls()
+    assert gain.annotation is not None and gain.annotation.primary is not None
+    nearby = replace(gain.annotation.primary, consequences=("upstream_gene_variant",))
+    call = replace(gain, annotation=replace(gain.annotation, primary=nearby))
+    assert read_knowledge(EXAMPLE).for_call(call, None) == []
+
+
+@pytest.mark.parametrize("form", list(OutputFormat), ids=lambda f: f.value)
+def test_an_amplified_erbb2_gets_a_validated_trastuzumab_implication(
+    tmp_path: Path, form: OutputFormat
+) -> None:
+    options = replace(
+        OPTIONS,
+        output_format=form,
+        knowledge=EXAMPLE,
+        tumor=None,
+        source_class=GenomicSourceClass.SOMATIC,
+    )
+    out = tmp_path / "out"
+    summary = convert_vcf(AMPLIFIED, out, options)
+    assert summary.validation_errors == 0
+    found = implications(out, form)
+    assert len(found) == 1
+    parts = {
+        c["code"]["coding"][0]["code"]: c["valueCodeableConcept"] for c in found[0]["component"]
+    }
+    assert parts["51963-7"] == {"text": "trastuzumab"}
+    duplication = next(
+        r
+        for r in resources_in(out, form)
+        if r.get("code", {}).get("coding", [{}])[0].get("code") == "69548-6"
+        and "ERBB2" in str(r["component"])
+    )
+    reference = found[0]["derivedFrom"][0]["reference"]
+    assert reference.rsplit("/", 1)[-1].removeprefix("urn:uuid:") == uuid_of(duplication)
+    normal = tmp_path / "normal.vcf"
+    normal.write_text(AMPLIFIED.read_text().replace("0/1:8", "0/1:2"))
+    convert_vcf(normal, tmp_path / "normal-out", options)
+    assert implications(tmp_path / "normal-out", form) == []

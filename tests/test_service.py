@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import orjson
 import pytest
 import uvicorn
 
-from adapter.service import create_app
+from adapter.service import UPLOAD_PARTS, create_app, options_from_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "NA12878-panel.vcf.gz"
@@ -138,3 +139,106 @@ def test_unknown_sample_is_422_and_names_the_samples(base_url: str) -> None:
     r = post(base_url, EXAMPLE.read_bytes(), sample="NOBODY")
     assert r.status_code == 422
     assert "NOBODY" in r.json()["issue"][0]["diagnostics"]
+
+
+KNOWLEDGE = ROOT / "examples" / "actionability.tsv"
+IMPLICATION = "StructureDefinition/therapeutic-implication"
+
+
+def post_parts(base_url: str, parts: dict[str, tuple[str, bytes]], **fields: str) -> httpx.Response:
+    """A conversion of the example with other file parts beside the VCF."""
+    files = {"file": ("panel.vcf.gz", EXAMPLE.read_bytes()), **parts}
+    return httpx.post(f"{base_url}/v1/convert", files=files, data={**FIELDS, **fields}, timeout=60)
+
+
+def test_knowledge_as_a_file_part_yields_its_implications(base_url: str) -> None:
+    knowledge = ("actionability.tsv", KNOWLEDGE.read_bytes())
+    r = post_parts(base_url, {"knowledge": knowledge}, msi="MSI-H", validate="true")
+    assert r.status_code == 200, r.text
+    assert r.content.count(IMPLICATION.encode()) == 1
+    assert b"Actionability knowledge: Example oncology actionability 2026-11" in r.content
+
+
+def test_a_bad_uploaded_file_is_422_naming_its_part_not_the_server_path(base_url: str) -> None:
+    bad = KNOWLEDGE.read_bytes().replace(b"\tresponsive\t", b"\tworks well\t", 1)
+    r = post_parts(base_url, {"knowledge": ("mine.tsv", bad)})
+    assert r.status_code == 422
+    issue = r.json()["issue"][0]
+    assert r.json()["resourceType"] == "OperationOutcome"
+    assert issue["diagnostics"].startswith("part 'knowledge' (mine.tsv):")
+    assert "fhir-genomics-" not in issue["diagnostics"]
+
+
+def test_uploads_as_text_twice_or_under_another_name_are_400(base_url: str) -> None:
+    r = post_parts(base_url, {}, knowledge=str(KNOWLEDGE))  # a server path is never read
+    assert r.status_code == 400
+    assert r.json()["issue"][0]["expression"] == ["knowledge"]
+    assert "-F knowledge=@FILE" in r.json()["issue"][0]["diagnostics"]
+    r = httpx.post(
+        f"{base_url}/v1/convert",
+        params={"pgx": "/etc/passwd"},
+        files={"file": ("panel.vcf.gz", EXAMPLE.read_bytes())},
+        data=FIELDS,
+        timeout=60,
+    )
+    assert (r.status_code, r.json()["issue"][0]["expression"]) == (400, ["pgx"])
+    twice = [
+        ("file", ("panel.vcf.gz", EXAMPLE.read_bytes())),
+        ("pgx", ("a.tsv", b"gene\tdiplotype\tphenotype\tactivity_score\n")),
+        ("pgx", ("b.tsv", b"gene\tdiplotype\tphenotype\tactivity_score\n")),
+    ]
+    r = httpx.post(f"{base_url}/v1/convert", files=twice, data=FIELDS, timeout=60)
+    assert (r.status_code, r.json()["issue"][0]["expression"]) == (400, ["pgx"])
+    r = post_parts(base_url, {"knowlege": ("k.tsv", KNOWLEDGE.read_bytes())})
+    assert r.status_code == 400
+    assert "knowlege" in r.json()["issue"][0]["diagnostics"]
+
+
+def test_file_parts_fill_the_options_the_cli_names_alike(tmp_path: Path) -> None:
+    uploads = {part: tmp_path / part / "x" for part in UPLOAD_PARTS}
+    options = options_from_fields({"patient": ["p-1"]}, input_name="x.vcf", uploads=uploads)
+    assert (options.knowledge, options.classifications, options.pharmacogenomics) == (
+        uploads["knowledge"],
+        uploads["classifications"],
+        uploads["pgx"],
+    )
+    bare = options_from_fields({"patient": ["p-1"]}, input_name="x.vcf")
+    assert (bare.knowledge, bare.classifications, bare.pharmacogenomics) == (None, None, None)
+
+
+def test_uploads_are_removed_after_success_and_failure(
+    base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the server runs in this process
+    knowledge = ("actionability.tsv", KNOWLEDGE.read_bytes())
+    assert post_parts(base_url, {"knowledge": knowledge}).status_code == 200
+    assert (
+        post_parts(base_url, {"knowledge": ("k.tsv", b"not a knowledge file\n")}).status_code == 422
+    )
+    deadline = time.monotonic() + 5
+    while list(tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_classifications_and_pgx_as_file_parts(base_url: str) -> None:
+    parts = {
+        "file": ("sample.vep.vcf", (ROOT / "tests/data/vcf/vep_sample.vcf").read_bytes()),
+        "classifications": ("lab.json", (ROOT / "examples/lab-classifications.json").read_bytes()),
+        "pgx": ("p.report.json", (ROOT / "examples/pgx/pharmcat.report.json").read_bytes()),
+    }
+    fields = {"patient": "p-1", "validate": "true", "format": "collection"}
+    r = httpx.post(f"{base_url}/v1/convert", files=parts, data=fields, timeout=60)
+    assert r.status_code == 200, r.text
+    resources = [e["resource"] for e in r.json()["entry"]]
+    assert any(x["resourceType"] == "Task" for x in resources)
+    report = next(x for x in resources if x["resourceType"] == "DiagnosticReport")
+    assert "(Example Genomics Laboratory 2025-06)" in report["conclusion"]
+    r = httpx.post(
+        f"{base_url}/v1/convert",
+        files={**parts, "pgx": ("old.report.json", b'{"pharmcatVersion": "2.15.0", "genes": {}}')},
+        data=fields,
+        timeout=60,
+    )
+    assert r.status_code == 422
+    assert r.json()["issue"][0]["diagnostics"].startswith("part 'pgx' (old.report.json)")

@@ -3,18 +3,32 @@
 * therapeutic-implication: what a knowledge rule says of a biomarker, shaped as the IG's
   examples TMB-therapuDrug and EGFR-L858R-therapuDrug1 (predicted effect, treatment context,
   medication assessed, level of evidence, the rule's source cited);
-* diagnostic-implication: ClinVar's classification of a Variant (example
-  ATR-insertion-significance);
+* diagnostic-implication: the lab's own classification of a Variant, else ClinVar's (example
+  ATR-insertion-significance), the source that decided cited on the significance;
 * molecular-consequence: one transcript consequence of a Variant.
+
+Pathogenic and likely pathogenic classifications and therapeutic implications are also
+findings (:class:`~adapter.model.Finding`): sentences of the report's conclusion.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
-from ..model import AnalysisContext, ClinVarAssertion, TranscriptConsequence
+from ..model import (
+    AnalysisContext,
+    ClinicalSignificance,
+    ClinVarAssertion,
+    ClinVarCondition,
+    Finding,
+    FindingKind,
+    LabClassification,
+    TranscriptConsequence,
+    VariantCall,
+)
 from ..readers.annotations import sequence_ontology
 from ..readers.knowledge import ActionabilityRule, KnowledgeBase
 from .codes import ENSEMBL, HGVS, REFSEQ, coding, concept, profile
@@ -24,12 +38,27 @@ from .identifiers import (
     observed,
 )
 
-__all__ = ["ConsequenceShape", "Implications"]
+__all__ = [
+    "CLINVAR",
+    "ConsequenceShape",
+    "Implications",
+    "diagnostic_finding",
+    "therapeutic_finding",
+]
 
 _CITATION = profile("workflow-relatedArtifactComponent")
 LOINC = "http://loinc.org"
 SO = "http://www.sequenceontology.org"
-_CLINVAR = {"type": "citation", "label": "ClinVar", "url": "https://www.ncbi.nlm.nih.gov/clinvar/"}
+#: how the analysis and the conclusion name ClinVar as the source that decided
+CLINVAR: Final = "ClinVar"
+_CLINVAR = {"type": "citation", "label": CLINVAR, "url": "https://www.ncbi.nlm.nih.gov/clinvar/"}
+#: MONDO, as the IG's examples obs-idh-ex and bundle-cgexample code conditions
+MONDO: Final = "http://purl.obolibrary.org/obo/mondo.owl"
+_MONDO_ID = re.compile(r"MONDO:[0-9]{7}").fullmatch
+#: the classes a conclusion reports
+_DISEASE: Final = frozenset(
+    {ClinicalSignificance.PATHOGENIC, ClinicalSignificance.LIKELY_PATHOGENIC}
+)
 
 
 class ConsequenceShape(NamedTuple):
@@ -82,10 +111,26 @@ class Implications:
             stars = "" if clinvar.stars is None else f" ({clinvar.stars} of 4 stars)"
             level = {"text": f"ClinVar: {clinvar.review_status}{stars}"}
             parts.append(_part("evidence-level", level))
-        parts += [
-            _part("predicted-phenotype", {"text": c.name}) for c in clinvar.conditions if c.name
-        ]
-        obs["component"] = parts
+        obs["component"] = parts + _phenotypes(clinvar.conditions)
+        return obs
+
+    def classified(self, variant: str, lab: LabClassification, source: str) -> dict[str, Any]:
+        """The lab's own classification of the Variant whose id is ``variant``, which decides
+        over ClinVar's: the tier's LOINC answer with ``source`` (the classification file's
+        label) cited as the source that decided, the evidence as the level of evidence, the
+        conditions, and when and by whom it was classified as a note."""
+        rid = self._ids.resource(f"diagnostic-implication|lab|{variant}")
+        when = f"Classified {lab.tier.value} by {source} on {lab.classified.isoformat()}."
+        note: dict[str, str] = {"authorString": lab.classifier} if lab.classifier else {}
+        note |= {"time": lab.classified.isoformat(), "text": f"{when} {lab.comment or ''}"}
+        note["text"] = note["text"].rstrip()
+        obs = self._implication("diagnostic-implication", rid, f"urn:uuid:{variant}", [note])
+        tier = {"system": LOINC, "code": lab.answer_code, "display": lab.tier.value}
+        decided = _part("clinical-significance", {"coding": [tier]})
+        cited = {"type": "citation", "label": source}
+        decided["extension"] = [{"url": _CITATION, "valueRelatedArtifact": cited}]
+        evidence = _part("evidence-level", {"text": lab.evidence})
+        obs["component"] = [decided, evidence, *_phenotypes(lab.conditions)]
         return obs
 
     def consequence(
@@ -136,11 +181,13 @@ class Implications:
             obs["component"] = parts
         return obs
 
-    def _implication(self, kind: str, rid: str, finding: str) -> dict[str, Any]:
+    def _implication(
+        self, kind: str, rid: str, finding: str, notes: list[dict[str, str]] | None = None
+    ) -> dict[str, Any]:
         """The elements implications share, derived from the Observation ``finding`` (a
-        reference: ``urn:uuid:`` and its id)."""
+        reference: ``urn:uuid:`` and its id); ``notes`` in their place, before it."""
         meta, code = self._kinds.get(kind) or self._kind(kind)
-        return {
+        obs = {
             "resourceType": "Observation",
             "id": rid,
             "meta": meta,
@@ -148,12 +195,72 @@ class Implications:
             **self._shared,
             "code": code,
             **self._after_code,
-            "derivedFrom": [{"reference": finding, "type": "Observation"}],
         }
+        if notes:
+            obs["note"] = notes
+        obs["derivedFrom"] = [{"reference": finding, "type": "Observation"}]
+        return obs
 
     def _kind(self, kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
         found = self._kinds[kind] = {"profile": [profile(kind)]}, concept("resource-code", kind)
         return found
+
+
+def diagnostic_finding(
+    implication: str,
+    variant: str,
+    call: VariantCall,
+    *,
+    source: str,
+    lab: LabClassification | None = None,
+    hgvs: str | None = None,
+) -> Finding | None:
+    """The conclusion's sentence on the call's classification (the lab's, else ClinVar's)
+    when it is pathogenic or likely pathogenic, else None: gene, HGVS, class, conditions and
+    the source that decided. ``hgvs``: the primary transcript's c.HGVS with its reference
+    sequence."""
+    decided: LabClassification | ClinVarAssertion | None = lab or call.clinvar
+    if decided is None or decided.tier is None or decided.tier not in _DISEASE:
+        return None
+    named = "; ".join(c.name for c in decided.conditions if c.name)
+    condition = f" for {named}" if named else ""
+    name = _variant_name(call, lab, hgvs)
+    sentence = f"{name}: {decided.tier.value}{condition} ({source})."
+    return Finding(FindingKind.DIAGNOSTIC, sentence, (implication, variant))
+
+
+def _variant_name(call: VariantCall, lab: LabClassification | None, hgvs: str | None) -> str:
+    """Gene, c.HGVS and p.HGVS as the annotation (else the lab's file) gives them; where the
+    allele lies when neither names it."""
+    primary = call.annotation.primary if call.annotation is not None else None
+    gene = primary.gene_symbol if primary is not None else None
+    protein = primary.hgvs_p if primary is not None else None
+    if lab is not None:
+        gene, hgvs = gene or lab.gene, hgvs or lab.hgvs_c
+    where = f"chr{call.chromosome}:{call.pos} {call.ref}>{call.alt}"
+    words = [gene, hgvs or where, f"({protein})" if protein and ":" in protein else None]
+    return " ".join(w for w in words if w)
+
+
+def therapeutic_finding(rule: ActionabilityRule, implication: str, finding: str) -> Finding:
+    """The conclusion's sentence on a therapeutic implication: what matched, the drug and
+    the predicted effect (``finding``: the id of the Observation it was derived from)."""
+    return Finding(FindingKind.THERAPEUTIC, f"{_statement(rule)}.", (implication, finding))
+
+
+def _phenotypes(conditions: Sequence[ClinVarCondition]) -> list[dict[str, Any]]:
+    """A predicted-phenotype per condition: its name, and its MONDO ids coded."""
+    parts = []
+    for condition in conditions:
+        value: dict[str, Any] = {}
+        mondo = [{"system": MONDO, "code": v} for db, v in condition.codes if db == "MONDO"]
+        if mondo := [m for m in mondo if _MONDO_ID(m["code"])]:
+            value["coding"] = mondo
+        if condition.name:
+            value["text"] = condition.name
+        if value:
+            parts.append(_part("predicted-phenotype", value))
+    return parts
 
 
 def _term(term: str) -> dict[str, Any]:

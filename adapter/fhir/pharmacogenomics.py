@@ -25,7 +25,13 @@ from functools import cache
 from typing import Any
 
 from ..errors import PackageError
-from ..model import AnalysisContext, PharmacogenomicCall, PharmacogenomicReport
+from ..model import (
+    AnalysisContext,
+    Finding,
+    FindingKind,
+    PharmacogenomicCall,
+    PharmacogenomicReport,
+)
 from .codes import _rows, coding, concept, profile, slices
 from .identifiers import (
     IdFactory,
@@ -84,12 +90,14 @@ class Recommendation:
 
 @dataclass(slots=True)
 class PharmacogenomicResources:
-    """What one PGx input becomes: the report's results, its recommended Tasks, and the calls
-    that met no recommendation, counted by reason."""
+    """What one PGx input becomes: the report's results, its recommended Tasks, the calls
+    that met no recommendation, counted by reason, and the conclusion's findings (a gene's
+    phenotype and the drugs recommended for it)."""
 
     results: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
 
 
 @cache
@@ -133,17 +141,36 @@ def pharmacogenomic_resources(
         genotype = _genotype(ctx, ids, call, [h["id"] for h in haplotypes])
         genotypes[call.diplotype.gene] = genotype["id"]
         found.results += [genotype, *haplotypes]
-    used: set[str] = set()
+    met: dict[str, list[tuple[Recommendation, str, str]]] = {gene: [] for gene in calls}
     for rule in recommendations():
         if rule.meets(calls):
             implication = _implication(ctx, ids, rule, calls, genotypes)
+            task = _task(ctx, ids, rule, implication["id"])
             found.results.append(implication)
-            found.tasks.append(_task(ctx, ids, rule, implication["id"]))
-            used.update(rule.genes)
-    for gene in calls.keys() - used:
+            found.tasks.append(task)
+            for gene in rule.genes:
+                met[gene].append((rule, implication["id"], task["id"]))
+    for gene in sorted(gene for gene, rules in met.items() if not rules):
         reason = _unmet(gene, calls)
         found.skipped[reason] = found.skipped.get(reason, 0) + 1
+    found.findings = [_finding(call, genotypes, met[call.diplotype.gene]) for call in report.calls]
     return found
+
+
+def _finding(
+    call: PharmacogenomicCall,
+    genotypes: Mapping[str, str],
+    met: Sequence[tuple[Recommendation, str, str]],
+) -> Finding:
+    """The conclusion's sentence on a gene's call: its diplotype, its phenotype, and the
+    drugs CPIC recommends for it; about the genotype, its implications and Tasks."""
+    gene = call.diplotype.gene
+    phenotype = f" ({call.phenotype})" if call.phenotype else ""
+    drugs = ", ".join(dict.fromkeys(rule.drug for rule, _, _ in met))
+    recommended = f": CPIC recommendations for {drugs}" if drugs else ""
+    sentence = f"{gene} {call.diplotype.label}{phenotype}{recommended}."
+    about = (genotypes[gene], *(i for _, i, _ in met), *(t for _, _, t in met))
+    return Finding(FindingKind.PHARMACOGENOMIC, sentence, about)
 
 
 def _unmet(gene: str, calls: Mapping[str, PharmacogenomicCall]) -> str:

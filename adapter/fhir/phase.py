@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import AnalysisContext
+from ..model import AnalysisContext, Finding, FindingKind
 from ..phasing import PhasedAllele, PhaseRelation
 from .codes import HGNC, concept, profile, slices
 from .identifiers import IdFactory, identifier, internal, observed
@@ -58,6 +58,19 @@ class PhaseRelationships:
         ]
         obs["component"] = [_gene_studied(first)]
         return obs
+
+    def resources(self, relation: PhaseRelation) -> tuple[list[dict[str, Any]], Finding | None]:
+        """The relation's Observation, and for a compound heterozygote its genotype and the
+        conclusion's finding, about the genotype, the relation and both Variants."""
+        made = [self.observation(relation)]
+        genotype = self.genotype(relation)
+        sentence = self.conclusion(relation)
+        if genotype is None or sentence is None:
+            return made, None
+        made.append(genotype)
+        variants = (relation.first.variant_id, relation.second.variant_id)
+        about = (genotype["id"], made[0]["id"], *variants)
+        return made, Finding(FindingKind.COMPOUND_HETEROZYGOTE, sentence, about)
 
     @staticmethod
     def conclusion(relation: PhaseRelation) -> str | None:

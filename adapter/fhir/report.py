@@ -4,16 +4,21 @@ All are built after the variants, so the report's ``result`` can be the writer's
 variant references instead of a million dicts in memory. Order of :meth:`ReportBuilder.build`:
 data files (DocumentReference, genomic-data-file), the genomic-study-analysis and
 genomic-study Procedures, then the genomic-report DiagnosticReport.
+
+What the conversion concluded beside its results (:class:`Interpretation`) goes in too: the
+report's plain-text conclusion, made of findings only (:func:`conclusion`), its
+recommended-action Tasks, and on the analysis the sources that decided.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
 
-from ..model import AnalysisContext, GenomicRegion
+from ..model import AnalysisContext, Finding, FindingKind, GenomicRegion
 from .codes import concept, effective_time, instant, profile
 from .identifiers import (
     URI_SYSTEM,
@@ -26,10 +31,50 @@ from .identifiers import (
     specimen_reference,
 )
 
-__all__ = ["ReportBuilder"]
+__all__ = ["CONCLUSION_LIMIT", "Interpretation", "ReportBuilder", "conclusion"]
 
 #: Attachment.size is an unsignedInt
 _MAX_SIZE = 2**31 - 1
+#: the findings a conclusion states before it counts the rest: a report stays readable
+CONCLUSION_LIMIT: Final = 20
+_RANK: Final = {kind: rank for rank, kind in enumerate(FindingKind)}
+_NONE_PATHOGENIC: Final = "No variants classified as pathogenic or likely pathogenic are reported."
+
+
+@dataclass(frozen=True, slots=True)
+class Interpretation:
+    """What the report states beyond its list of results, gathered while converting."""
+
+    #: the conclusion's findings, in the order found (file order, then the other results)
+    findings: Sequence[Finding] = ()
+    #: diagnostic implications by the source that decided; every classification source
+    #: used is listed, with 0 if it decided none
+    decided: Mapping[str, int] = field(default_factory=dict)
+    #: ids of the medication-recommendation Tasks the report recommends
+    tasks: Sequence[str] = ()
+
+
+def conclusion(
+    findings: Sequence[Finding], *, classified: bool, limit: int = CONCLUSION_LIMIT
+) -> str | None:
+    """The report's conclusion, made of ``findings`` alone: their sentences by kind (in the
+    order of :class:`FindingKind`, each kind in the order found), at most ``limit`` of them
+    and then how many more the report holds; None when there is nothing to say. Without a
+    diagnostic finding, when the variants were ``classified`` (a classification source was
+    used), it says that none is pathogenic or likely pathogenic: true of what is reported.
+
+    A policy that withholds results (consent) filters ``findings`` before this call, and
+    nowhere else: ``conclusion([f for f in findings if withheld.isdisjoint(f.about)], ...)``.
+    A withheld finding then leaves no trace: no sentence, and the rest are counted after
+    the filter. ``classified`` says whether a source was used, never what it found.
+    """
+    ordered = sorted(findings, key=lambda f: _RANK[f.kind])
+    lines = [f.sentence for f in ordered[:limit]]
+    if len(ordered) > limit:
+        lines.append(f"{len(ordered) - limit} more findings are listed in the report's results.")
+    if classified and not any(f.kind is FindingKind.DIAGNOSTIC for f in ordered):
+        lines.insert(0, _NONE_PATHOGENIC)
+    return "\n".join(lines) or None
 
 
 class ReportBuilder:
@@ -45,13 +90,17 @@ class ReportBuilder:
         self._subject = patient_reference(ctx.patient)
         self._effective = effective_time(ctx.file_date, ctx.issued)
 
-    def build(self, results: Sequence[dict[str, str]]) -> Iterator[dict[str, Any]]:
-        """Data files, analysis, study and report; ``results`` are the variant references."""
+    def build(
+        self, results: Sequence[dict[str, str]], interpretation: Interpretation | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Data files, analysis, study and report; ``results`` are the references to the
+        variants and the other results."""
+        found = interpretation or Interpretation()
         files = self.data_files()
         yield from files.values()
-        yield self.analysis(files)
+        yield self.analysis(files, found.decided)
         yield self.study()
-        yield self.report(results)
+        yield self.report(results, found)
 
     def _resource(self, resource_type: str, kind: str, profile_name: str) -> dict[str, Any]:
         """The opening elements every resource shares: type, id and profile."""
@@ -120,8 +169,12 @@ class ReportBuilder:
         what = "Regions studied" if kind == "studied-file" else "Uncallable regions"
         return self._document(kind, f"{what} (BED, 0-based half-open)", attachment)
 
-    def analysis(self, files: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        """The genomic-study-analysis Procedure: method, build, regions and the VCF."""
+    def analysis(
+        self, files: dict[str, dict[str, Any]], decided: Mapping[str, int] | None = None
+    ) -> dict[str, Any]:
+        """The genomic-study-analysis Procedure: method, build, regions and the VCF; as
+        notes, the sources and their versions, and how many diagnostic implications each
+        classification source decided (``decided``)."""
         ctx = self._ctx
         proc = self._resource("Procedure", "analysis", "genomic-study-analysis")
         proc["extension"] = self._analysis_extensions(files)
@@ -129,9 +182,15 @@ class ReportBuilder:
         proc.update(self._procedure_common())
         if (performer := performer_reference(ctx)) is not None:
             proc["performer"] = [{"actor": performer}]
+        counts = "; ".join(f"{source}: {n}" for source, n in (decided or {}).items())
         sources = {
             "Variant caller (VCF ##source)": ctx.caller,
+            "Transcript annotation (VCF header)": ctx.annotation,
+            "ClinVar release (VCF header)": ctx.clinvar,
             "Actionability knowledge": ctx.knowledge,
+            "Lab classifications (decide over ClinVar)": ctx.classifications,
+            "Pharmacogenomic calls": ctx.pharmacogenomics,
+            "Diagnostic implications by the source that decided": counts,
         }
         notes = [{"text": f"{what}: {name}"} for what, name in sources.items() if name]
         if notes:
@@ -213,12 +272,20 @@ class ReportBuilder:
         proc.update(self._procedure_common())
         return proc
 
-    def report(self, results: Sequence[dict[str, str]]) -> dict[str, Any]:
-        """The genomic-report DiagnosticReport; ``result`` is kept as given (may be lazy)."""
+    def report(
+        self, results: Sequence[dict[str, str]], interpretation: Interpretation | None = None
+    ) -> dict[str, Any]:
+        """The genomic-report DiagnosticReport; ``result`` is kept as given (may be lazy).
+        ``interpretation`` adds a recommended-action per Task and the conclusion."""
         ctx = self._ctx
+        found = interpretation or Interpretation()
         rep = self._resource("DiagnosticReport", "report", "genomic-report")
         study = internal("Procedure", self._id["study"])
         rep["extension"] = [_ext("genomic-study-reference", study, "valueReference")]
+        rep["extension"] += [
+            _ext("recommended-action", internal("Task", task), "valueReference")
+            for task in found.tasks
+        ]
         rep["identifier"] = [identifier(rep["id"])]
         if (order := order_reference(ctx)) is not None:
             rep["basedOn"] = [order]
@@ -232,6 +299,7 @@ class ReportBuilder:
             "performer": [p] if (p := performer_reference(ctx)) else None,
             "specimen": [s] if (s := specimen_reference(ctx)) else None,
             "result": results if len(results) else None,
+            "conclusion": conclusion(found.findings, classified=bool(found.decided)),
         }
         rep.update((k, v) for k, v in optional.items() if v is not None)
         return rep

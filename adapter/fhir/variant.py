@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -24,7 +25,9 @@ import orjson
 from .._native import Consequences, Lane
 from ..model import (
     AnalysisContext,
+    Finding,
     GenomeBuild,
+    LabClassification,
     Sex,
     StructuralVariant,
     SvType,
@@ -33,6 +36,8 @@ from ..model import (
     Zygosity,
 )
 from ..notation import ChangeType, Notation, describe, describe_structural, ploidy
+from ..phasing import PhasedAllele, phased_allele
+from ..readers.classifications import ClassificationTable
 from ..readers.knowledge import KnowledgeBase
 from .codes import (
     DBSNP,
@@ -53,7 +58,13 @@ from .identifiers import (
     observed,
     specimen_reference,
 )
-from .implication import ConsequenceShape, Implications
+from .implication import (
+    CLINVAR,
+    ConsequenceShape,
+    Implications,
+    diagnostic_finding,
+    therapeutic_finding,
+)
 from .templates import ID_MARK, Kind, ResourceTemplate, dicts, marks
 
 __all__ = ["AccessionLookup", "Encoding", "Inspect", "Shape", "VariantBuilder"]
@@ -203,12 +214,23 @@ class VariantBuilder:
         *,
         share: Callable[[Any], Any] = lambda value: value,
         knowledge: KnowledgeBase | None = None,
+        classifications: ClassificationTable | None = None,
     ) -> None:
         """``share`` is told of every part that Observations share (they never change), e.g.
         :meth:`adapter.validation.Validator.sharing`'s, to check each of them once;
-        ``knowledge`` gives annotated variants their therapeutic implications."""
+        ``knowledge`` gives annotated variants their therapeutic implications;
+        ``classifications``, the lab's, decide the diagnostic implications of the variants
+        they hold, in place of ClinVar's."""
         self._ctx = ctx
         self._knowledge = knowledge
+        self._classifications = classifications
+        #: what the encoding's calls bring beside their bytes, for the parent process to
+        #: gather (drained by adapter.parallel.make_variants with each chunk): the phased
+        #: alleles phasing can relate, the conclusion's findings, and how many diagnostic
+        #: implications each source decided
+        self.phased: list[PhasedAllele] = []
+        self.findings: list[Finding] = []
+        self.decided: Counter[str] = Counter()
         self._share = share
         self._accession = accession
         self._ids = IdFactory(ctx)
@@ -284,9 +306,22 @@ class VariantBuilder:
         """
         encoder = _Encoder(self, encode, inspect, check, references)
         changes = {c.value: c for c in ChangeType}
-        lane = Lane(self._ids.variants, changes, orjson.dumps, encoder, inspect)
+        # annotated calls bring only their consequences, unless checked or matched to rules
+        plain = check is None and self._knowledge is None
+        made = encoder.consequences if plain else None
+        lane = Lane(self._ids.variants, changes, orjson.dumps, encoder, inspect, made)
         encoder.native = lane
-        return lane
+        if self._classifications is None:
+            return lane
+        find = self._classifications.find
+
+        def classified(call: VariantCall, genes: Sequence[tuple[str, str]] = ()) -> Encoded:
+            """The lane's function, but calls the lab classified go to the encoder."""
+            if find(call.chrom, call.pos, call.ref, call.alt) is not None:
+                return encoder(call, genes)
+            return lane(call, genes)
+
+        return classified
 
     def observation(
         self, rid: str, shape: Shape, values: Sequence[Any], notes: list[Note]
@@ -458,6 +493,8 @@ class _Encoder:
         #: lane key -> its shape and the shape's template; None where the lane does not apply
         self.lanes: dict[tuple[Any, ...], tuple[Shape, ResourceTemplate] | None] = {}
         self.native: Lane | None = None  # the lane this encoder teaches
+        #: an annotation code -> the kinds of the components it first stood for
+        self.codes: dict[int, Shape] = {}
         self.implications = Implications(builder._ctx)
         #: the molecular-consequences of a Variant, encoded in C by template
         self.consequences = Consequences(
@@ -488,7 +525,13 @@ class _Encoder:
             data = self.encode(self.builder.observation(rid, shape, values, notes))
         else:
             data = template.fill(rid.encode(), values)
-        if call.annotation is None and call.clinvar is None:
+        table = self.builder._classifications
+        lab = table.find(call.chrom, call.pos, call.ref, call.alt) if table is not None else None
+        if call.phased:
+            found = phased_allele(call, rid, lab.tier if lab is not None else None)
+            if found is not None and found.gene is not None and not found.homozygous:
+                self.builder.phased.append(found)  # the others phasing relates to nothing
+        if call.annotation is None and call.clinvar is None and lab is None:
             return data, raw_id
         pieces, ids = [data], [raw_id]
         allele = call.annotation
@@ -496,7 +539,7 @@ class _Encoder:
             data, raw_ids = self.consequences(rid, (allele.primary, *allele.others))
             pieces.append(data)
             ids.append(raw_ids)
-        for derived in self._derived(call, rid):
+        for derived in self._derived(call, rid, lab):
             if self.check is not None:
                 self.check(derived)
             pieces.append(self.encode(derived))
@@ -513,30 +556,61 @@ class _Encoder:
         template = ResourceTemplate(self.encode(probe), count)
         return template.pieces, template.before
 
-    def _derived(self, call: VariantCall, rid: str) -> list[dict[str, Any]]:
+    def _derived(
+        self, call: VariantCall, rid: str, lab: LabClassification | None = None
+    ) -> list[dict[str, Any]]:
         """What the annotations say of the Variant, all results of the report: a
         molecular-consequence per transcript consequence (here only when each is checked;
-        else C encodes them, :attr:`consequences`), ClinVar's diagnostic-implication, and
-        the therapeutic implications the knowledge file gives the allele."""
+        else C encodes them, :attr:`consequences`), the diagnostic-implication of the lab's
+        classification ``lab``, else ClinVar's, and the therapeutic implications the
+        knowledge file gives the call (its allele's changes, its copy-number gain).
+        Pathogenic and likely pathogenic classes and the therapeutic implications are the
+        conclusion's findings too (``builder.findings``)."""
         found = []
         allele = call.annotation
-        if allele is not None and allele.primary is not None and self.check is not None:
-            consequences = (allele.primary, *allele.others)
-            found += [self.implications.consequence(rid, c, i) for i, c in enumerate(consequences)]
-        if call.clinvar is not None:
-            found.append(self.implications.diagnostic(rid, call.clinvar))
-        knowledge = self.builder._knowledge
+        primary = allele.primary if allele is not None else None
+        implications, builder = self.implications, self.builder
+        if allele is not None and primary is not None and self.check is not None:
+            consequences = (primary, *allele.others)
+            found += [implications.consequence(rid, c, i) for i, c in enumerate(consequences)]
+        decided = self._diagnosis(call, rid, lab)
+        if decided is not None:
+            found.append(decided)
+        knowledge = builder._knowledge
         if knowledge is not None and allele is not None:
-            found += [
-                self.implications.therapeutic(knowledge, r, rid)
-                for r in knowledge.for_allele(allele)
-            ]
+            for rule in knowledge.for_call(call, builder._male):
+                therapy = implications.therapeutic(knowledge, rule, rid)
+                found.append(therapy)
+                builder.findings.append(therapeutic_finding(rule, therapy["id"], rid))
+        return found
+
+    def _diagnosis(
+        self, call: VariantCall, rid: str, lab: LabClassification | None
+    ) -> dict[str, Any] | None:
+        """The diagnostic-implication of the Variant: the lab's classification, else
+        ClinVar's, else none; counted by the source that decided, and a finding when
+        pathogenic or likely pathogenic (part of :meth:`_derived`)."""
+        builder, table = self.builder, self.builder._classifications
+        if lab is not None and table is not None:
+            source = table.label()
+            found = self.implications.classified(rid, lab, source)
+        elif call.clinvar is not None:
+            source, found = CLINVAR, self.implications.diagnostic(rid, call.clinvar)
+        else:
+            return None
+        builder.decided[source] += 1
+        primary = call.annotation.primary if call.annotation is not None else None
+        hgvs = primary.hgvs_c if primary is not None else None
+        named = _qualified(hgvs, primary.transcript) if primary and hgvs else None
+        finding = diagnostic_finding(found["id"], rid, call, source=source, lab=lab, hgvs=named)
+        if finding is not None:
+            builder.findings.append(finding)
         return found
 
     def _lane(self, call: VariantCall) -> tuple[Shape, ResourceTemplate, list[Any]] | None:
         """A sequence allele's shape, template and values when its key (chromosome, change,
-        zygosity, which values, the annotation's kinds) has a proven template; None for any
-        other call. Unannotated keys are taught to the C lane."""
+        zygosity, which values, the kinds of the annotation's components) has a proven
+        template; None for any other call. Proven keys are taught to the C lane."""
         if call.structural is not None or call.record_id or call.filters not in _UNFILTERED:
             return None
         b = self.builder
@@ -559,13 +633,15 @@ class _Encoder:
             values.append(af)
         if depth is not None:
             values.append(depth)
-        key = (call.chromosome, n.change, call.zygosity, len(values), depth is not None)
-        found = self.lanes.get((*key, *annotated), _UNSEEN)
+        code = _annotation_code(primary)
+        key = (call.chromosome, n.change, call.zygosity, len(values), depth is not None, code)
+        found = self.lanes.get(key, _UNSEEN)
         if found is _UNSEEN:
-            found = self.lanes[(*key, *annotated)] = self._lane_shape(call, values)
-            if found is not None and self.native is not None and not annotated:
+            found = self.lanes[key] = self._lane_shape(call, values)
+            if found is not None and self.native is not None:
                 shape, template = found
-                self.native.learn(key, shape, template.pieces, template.before, template.after)
+                if self.codes.setdefault(code, tuple(annotated)) == tuple(annotated):
+                    self.native.learn(key, shape, template.pieces, template.before, template.after)
         return None if found is None else (*found, values)
 
     def _lane_shape(
@@ -585,6 +661,20 @@ class _Encoder:
             probe = self.builder.observation(ID_MARK, shape, marks(count), [])
             template = self.shapes[shape] = ResourceTemplate(self.encode(probe), count)
         return template
+
+
+def _annotation_code(primary: TranscriptConsequence | None) -> int:
+    """The kinds of the components a primary transcript gives a Variant, as one number (0:
+    no annotation), as adapter/_native.c computes it: gene (HGNC-coded, named), transcript
+    (Ensembl, RefSeq), c.HGVS, p.HGVS naming its sequence."""
+    if primary is None:
+        return 0
+    gene = (1 if primary.hgnc_id else 2) if primary.gene_symbol else 0
+    tx = primary.transcript
+    transcript = (1 if tx.startswith("ENS") else 2) if tx else 0
+    coding = 1 if primary.hgvs_c else 0
+    protein = 1 if primary.hgvs_p and ":" in primary.hgvs_p else 0
+    return 1 + gene + 3 * transcript + 9 * coding + 18 * protein
 
 
 def _raw(rid: str) -> bytes:

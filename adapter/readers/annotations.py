@@ -36,6 +36,7 @@ Tables, in ``mappings/``:
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -334,7 +335,7 @@ class AnnotationParser:
         #: the entries read in C, for all but ALLELE_NUM layouts and what is out of the
         #: ordinary (adapter/_native.c; the Python below stays the reference)
         self._entries = (
-            _native_entries(self._layout)
+            _native_entries(self._layout, primary_order)
             if self._layout is not None and self._layout.allele_num is None
             else None
         )
@@ -355,15 +356,25 @@ class AnnotationParser:
         groups: list[list[TranscriptConsequence]] = [[] for _ in alts]
         afs: list[float | None] = [None] * len(alts)
         unmatched = 0
-        if self._layout is not None:
-            raw = _text(info.get(self._layout.key))
-            if raw is not None:
-                unmatched = self._consequences(self._layout, raw, (ref, alts), (groups, afs), line)
+        layout = self._layout
+        if layout is not None:
+            raw = info.get(layout.key)
+            if raw.__class__ is not str or raw == ".":  # inline: this runs for every record
+                raw = _text(raw)
+            if raw:
+                unmatched = self._consequences(layout, raw, (ref, alts), (groups, afs), line)
         for key in self._af_info:
             if None not in afs:
                 break
             _fill_from_info(afs, info.get(key))
-        alleles = tuple([self._allele(i, g, afs[i]) for i, g in enumerate(groups)])
+        alleles = tuple(
+            [
+                AlleleAnnotation(i, g[0], tuple(g[1:]), afs[i - 1])
+                if g  # the primary transcript first (see _consequences)
+                else AlleleAnnotation(i, None, (), afs[i - 1])
+                for i, g in enumerate(groups, 1)
+            ]
+        )
         clinvar = parse_clinvar(info) if self._clinvar else None
         return RecordAnnotations(alleles, clinvar, unmatched)
 
@@ -379,7 +390,8 @@ class AnnotationParser:
         value of the record (REF, ALTs); the number of entries matching no ALT."""
         ref, alts = record
         groups, afs = into
-        keys = _vep_alleles(ref, alts) if layout.key == "CSQ" else alts
+        plain = layout.key != "CSQ" or (len(alts) == 1 and len(alts[0]) == len(ref))
+        keys = alts if plain else _vep_alleles(ref, alts)  # the common case inline
         if self._entries is not None and self._entries(raw, list(keys), groups, afs):
             return 0
         unmatched = 0
@@ -404,6 +416,9 @@ class AnnotationParser:
             groups[index].append(_transcript(fields, layout))
             if afs[index] is None and layout.af:
                 afs[index] = _first_af(fields, layout.af)
+        for group in groups:  # each ALT's primary transcript first, the others in order
+            if group:
+                group.insert(0, group.pop(_primary(group, self._order)))
         return unmatched
 
     def _alt_of(
@@ -437,38 +452,61 @@ class AnnotationParser:
             return keys.index(allele)
         return alts.index(allele) if keys is not alts and allele in alts else None
 
-    def _allele(
-        self, index: int, transcripts: list[TranscriptConsequence], af: float | None
-    ) -> AlleleAnnotation:
-        if not transcripts:
-            return AlleleAnnotation(index + 1, None, (), af)
-        at = _primary(transcripts, self._order)
-        primary = transcripts.pop(at)
-        return AlleleAnnotation(index + 1, primary, tuple(transcripts), af)
-
     def _malformed(self, message: str, line: int | None) -> MalformedRecordError:
         key = self._layout.key if self._layout else None
         return MalformedRecordError(message, source=self._origin, line=line, field=key)
 
 
-def _native_entries(layout: _Layout) -> Entries:
-    """The C reader of entries in this layout."""
+def _native_entries(layout: _Layout, order: Sequence[PrimaryRule]) -> Entries:
+    """The C reader of entries in this layout, which puts each ALT's primary transcript first
+    as :meth:`AnnotationParser._consequences` does."""
     fields = tuple(getattr(layout, name) for name in _MODEL_FIELDS)
+    slots = tuple(f.name for f in dataclasses.fields(TranscriptConsequence))
+    flags = tuple(_FLAG_CODES[rule] for rule in order)
     return Entries(
-        layout.width, layout.allele, fields, layout.af, TranscriptConsequence, _IMPACTS, unquote
+        layout.width,
+        layout.allele,
+        fields,
+        layout.af,
+        TranscriptConsequence,
+        slots,
+        _IMPACTS,
+        unquote,
+        flags,
     )
+
+
+#: the PrimaryRule flags as adapter/_native.c numbers them
+_FLAG_CODES: Final = {PrimaryRule.MANE_SELECT: 0, PrimaryRule.PICKED: 1, PrimaryRule.CANONICAL: 2}
 
 
 def _vep_alleles(ref: str, alts: Sequence[str]) -> Sequence[str]:
     """The allele strings VEP writes for the ALTs: in an indel record whose alleles all share
-    their first base, that base dropped ('-' for an empty allele); otherwise the ALTs."""
+    their first base, that base dropped ('-' for an empty allele); for a symbolic SV allele its
+    type's term (:func:`_vep_structural`); otherwise the ALTs."""
     size = len(ref)
     if all(len(a) == size for a in alts):
         return alts
     first = ref[:1]
-    if any(a[:1] != first for a in alts if a != "*"):
-        return alts
+    if any(a[:1] != first for a in alts if a != "*"):  # a symbolic '<…>' ALT always lands here
+        return [_vep_structural(a) for a in alts]
     return [a if a == "*" else a[1:] or "-" for a in alts]
+
+
+def _vep_structural(alt: str) -> str:
+    """What VEP writes as the allele of a symbolic ALT: not the ALT but the Sequence Ontology
+    term of the SV type, which VEP takes from SVTYPE (``<DUP:TANDEM>`` with ``SVTYPE=DUP``
+    is ``duplication``), per its ``Parser::get_SO_term``; any other ALT as it is."""
+    if not alt.startswith("<"):
+        return alt
+    terms = {
+        "DEL": "deletion",
+        "INS": "insertion",
+        "DUP": "duplication",
+        "INV": "inversion",
+        "CNV": "copy_number_variation",
+    }
+    return terms.get(alt[1:-1].partition(":")[0], alt)
 
 
 def _transcript(f: list[str], at: _Layout) -> TranscriptConsequence:

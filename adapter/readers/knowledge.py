@@ -6,10 +6,8 @@ A tab-separated file; ``#`` lines are comments, except ``# name:`` and ``# versi
 report records as the knowledge source. Columns, in this order:
 
 ``match``      ``variant`` (gene + p.HGVS, matched on any transcript of an annotated allele),
-               ``class`` (gene + a variant class: ``loss_of_function``, met by a truncating
-               consequence; other classes such as ``amplification`` are kept but not yet
-               matched) or ``biomarker`` (``MSI-H``, ``MSI-L``,
-               ``MSS``, or a mutational burden threshold ``TMB>=10``, mutations/Mb)
+               ``class`` (gene + a variant class, see below) or ``biomarker`` (``MSI-H``,
+               ``MSI-L``, ``MSS``, or a mutational burden threshold ``TMB>=10``, mutations/Mb)
 ``gene``       HGNC symbol (empty for biomarkers)
 ``alteration`` the p.HGVS, class or biomarker
 ``condition``  the treatment context, e.g. ``Non-small cell lung cancer``
@@ -18,6 +16,17 @@ report records as the knowledge source. Columns, in this order:
                or ``presumed-non-responsive``
 ``evidence``   the level of evidence, as the source states it
 ``source``     where the statement comes from (a URL)
+
+Variant classes (the ``alteration`` of a ``class`` rule):
+
+``loss_of_function``  a truncating consequence (:data:`LOSS_OF_FUNCTION_TERMS`) on a transcript
+                      of the gene
+``amplification``     a copy-number gain of the gene: a ``DUP`` or ``CNV`` structural call whose
+                      copy number (``CN``, as the caller wrote it) is above the normal copies of
+                      its chromosome (2, or by sex on X and Y:
+                      :func:`adapter.notation.ploidy`), annotated (VEP, SnpEff) with a
+                      consequence on a transcript of the gene that is more than nearby
+                      (:data:`NEARBY_TERMS`). A call without a copy number is no amplification.
 """
 
 from __future__ import annotations
@@ -29,7 +38,14 @@ from enum import StrEnum
 from pathlib import Path
 
 from ..errors import InputError
-from ..model import AlleleAnnotation, TranscriptConsequence, TumorBiomarkers
+from ..model import (
+    AlleleAnnotation,
+    SvType,
+    TranscriptConsequence,
+    TumorBiomarkers,
+    VariantCall,
+)
+from ..notation import ploidy
 
 __all__ = ["ActionabilityRule", "Effect", "KnowledgeBase", "Match", "read_knowledge"]
 
@@ -57,6 +73,15 @@ LOSS_OF_FUNCTION_TERMS = frozenset(
         "start_lost",
     }
 )
+AMPLIFICATION = "amplification"
+#: structural calls that can gain copies of a region (the class rule ``amplification``)
+GAIN_TYPES = frozenset({SvType.DUP, SvType.CNV})
+#: consequences that only place a gene near a variant (VEP's 5 kb up- and downstream, and
+#: SnpEff's), which makes no amplification of that gene
+NEARBY_TERMS = frozenset(
+    {"upstream_gene_variant", "downstream_gene_variant", "intergenic_variant", "intergenic_region"}
+)
+CLASSES = (LOSS_OF_FUNCTION, AMPLIFICATION)
 _MSI = frozenset({"MSI-H", "MSI-L", "MSS"})
 
 
@@ -132,6 +157,39 @@ class KnowledgeBase:
                     found.append(rule)
         return found
 
+    def for_call(self, call: VariantCall, male: bool | None) -> list[ActionabilityRule]:
+        """The rules an annotated call meets: those of :meth:`for_allele`, then the
+        ``amplification`` rules of the genes a copy-number gain covers; ``male`` (None when
+        unknown) gives the normal copies of X and Y."""
+        allele = call.annotation
+        if allele is None:
+            return []
+        found = self.for_allele(allele)
+        if allele.primary is None or not _gained(call, male):
+            return found
+        for each in (allele.primary, *allele.others):
+            if NEARBY_TERMS.issuperset(each.consequences):
+                continue
+            for rule in self.by_gene.get(each.gene_symbol or "", ()):
+                amplified = rule.match is Match.CLASS and rule.alteration == AMPLIFICATION
+                if amplified and rule not in found:
+                    found.append(rule)
+        return found
+
+
+def _gained(call: VariantCall, male: bool | None) -> bool:
+    """Whether the call is a DUP or CNV with more copies than its chromosome normally has;
+    where the sex is unknown, more than X or Y can have (a copy number of 8 on X is a gain
+    in anyone)."""
+    sv = call.structural
+    if sv is None or sv.sv_type not in GAIN_TYPES or sv.copy_number is None:
+        return False
+    normal = ploidy(call.chromosome, male)
+    if normal is None and male is None:
+        known = [p for p in (ploidy(call.chromosome, True), ploidy(call.chromosome, False)) if p]
+        normal = max(known, default=None)
+    return normal is not None and sv.copy_number > normal
+
 
 def _meets(rule: ActionabilityRule, consequence: TranscriptConsequence) -> bool:
     if rule.match is Match.VARIANT:
@@ -197,6 +255,9 @@ def _rule(path: Path, number: int, fields: list[str]) -> ActionabilityRule:
             raise _bad(path, number, f"the {column} is empty")
     if match is not Match.BIOMARKER and not row["gene"]:
         raise _bad(path, number, f"a {match} rule needs a gene")
+    if match is Match.CLASS and row["alteration"] not in CLASSES:
+        known = ", ".join(CLASSES)
+        raise _bad(path, number, f"unknown variant class {row['alteration']!r}; use {known}")
     if match is Match.BIOMARKER:
         _check_biomarker(path, number, row["alteration"])
     return ActionabilityRule(

@@ -74,7 +74,7 @@ from ..model import (
     Zygosity,
 )
 from ..regions import merge_regions
-from .annotations import AnnotationParser, count_skips
+from .annotations import DEFAULT_PRIMARY_ORDER, AnnotationParser, PrimaryRule, count_skips
 from .vcf_text import (
     BodyScan,
     Depths,
@@ -170,6 +170,7 @@ class VcfReader:
         include_filtered: bool = False,
         heteroplasmy_threshold: float = 0.95,
         summary: ConversionSummary | None = None,
+        transcript_order: Sequence[PrimaryRule] = DEFAULT_PRIMARY_ORDER,
     ) -> None:
         self.path = Path(path)
         self.source = str(path)
@@ -201,7 +202,9 @@ class VcfReader:
         vcf.close()
         self._af_declared = "AF" in self.header.formats
         self._sv_declared = "SVTYPE" in self.header.infos
-        annotations = AnnotationParser(self.header, origin=self.source)
+        annotations = AnnotationParser(
+            self.header, origin=self.source, primary_order=transcript_order
+        )
         #: transcript consequences (VEP, SnpEff) and ClinVar, when the file has them
         self._annotations = annotations if annotations.info_keys else None
         #: the fast lane reads neither FORMAT AF nor INFO SVTYPE
