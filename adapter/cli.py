@@ -20,6 +20,7 @@ from .convert import (
     optional_pair,
     parse_instant,
     patient_ref,
+    transcript_order,
     tumor_biomarkers,
 )
 from .errors import AdapterError, InputError, UnknownSampleError
@@ -95,6 +96,13 @@ def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--issued", help="report time, ISO 8601 with zone (default: ##fileDate, else file time)"
     )
     p.add_argument("--heteroplasmy-threshold", type=float, default=0.95)
+    p.add_argument(
+        "--transcript-order",
+        metavar="FLAGS",
+        help="what makes a transcript an allele's representative one, tried in order: "
+        "comma-separated mane_select, picked (VEP --pick), canonical; default "
+        "mane_select,picked,canonical, then the first listed",
+    )
     p.add_argument("--tmb", type=float, metavar="N", help="tumor mutational burden, mutations/Mb")
     p.add_argument(
         "--msi", choices=[s.value for s in MicrosatelliteStatus], help="microsatellite status"
@@ -180,6 +188,7 @@ def _convert_options(args: argparse.Namespace) -> ConvertOptions:
         performer=args.performer,
         issued=parse_instant(args.issued) if args.issued else None,
         heteroplasmy_threshold=args.heteroplasmy_threshold,
+        transcript_order=transcript_order(args.transcript_order),
         jobs=args.jobs,
         tumor=tumor_biomarkers(args.tmb, args.msi),
         knowledge=args.knowledge,

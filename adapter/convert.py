@@ -46,7 +46,7 @@ from .model import (
 )
 from .parallel import Aside, Job, ProgressCallback, convert_in_parallel, make_variants
 from .phasing import PhaseTracker
-from .readers.annotations import find_sources
+from .readers.annotations import DEFAULT_PRIMARY_ORDER, PrimaryRule, find_sources
 from .readers.classifications import ClassificationTable, read_classifications
 from .readers.knowledge import KnowledgeBase, read_knowledge
 from .readers.pharmacogenomics import read_pharmacogenomics
@@ -63,6 +63,7 @@ __all__ = [
     "pair",
     "parse_instant",
     "patient_ref",
+    "transcript_order",
     "tumor_biomarkers",
 ]
 
@@ -106,6 +107,9 @@ class ConvertOptions:
     performer: str | None = None
     issued: datetime | None = None
     heteroplasmy_threshold: float = 0.95
+    #: what makes a transcript an allele's representative one, tried in order (then the
+    #: first the annotation lists)
+    transcript_order: tuple[PrimaryRule, ...] = DEFAULT_PRIMARY_ORDER
     input_name: str | None = None
     #: processes that read and build the variants; 0: one per core (up to 8) over 8 MiB
     jobs: int = 0
@@ -165,6 +169,7 @@ def convert_vcf(
         "regions": tuple(options.regions) or tuple(studied),
         "include_filtered": options.include_filtered,
         "heteroplasmy_threshold": options.heteroplasmy_threshold,
+        "transcript_order": options.transcript_order,
     }
     with VcfReader(source, summary=summary, **reading) as reader:
         if sources.classifications is not None:
@@ -528,6 +533,27 @@ def tumor_biomarkers(burden: float | None, msi: str | None) -> TumorBiomarkers |
         allowed = ", ".join(s.value for s in MicrosatelliteStatus)
         raise OptionsError(f"msi must be one of {allowed}; got {msi!r}", field="msi") from None
     return TumorBiomarkers(burden, status)
+
+
+def transcript_order(text: str | None) -> tuple[PrimaryRule, ...]:
+    """A transcript order from option text: flags, comma-separated (``canonical,picked``);
+    empty for the first listed transcript always; the default when absent."""
+    if text is None:
+        return DEFAULT_PRIMARY_ORDER
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    allowed = ", ".join(rule.value for rule in PrimaryRule)
+    try:
+        order = tuple(PrimaryRule(name) for name in names)
+    except ValueError:
+        raise OptionsError(
+            f"transcript order {text!r}: use a comma-separated list of {allowed}",
+            field="transcript_order",
+        ) from None
+    if len(set(order)) != len(order):
+        raise OptionsError(
+            f"transcript order {text!r} names a flag twice", field="transcript_order"
+        )
+    return order
 
 
 def pair(text: str, what: str) -> tuple[str, str]:

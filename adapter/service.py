@@ -34,6 +34,7 @@ from .convert import (
     optional_pair,
     parse_instant,
     patient_ref,
+    transcript_order,
     tumor_biomarkers,
 )
 from .errors import AdapterError, OptionsError
@@ -134,7 +135,7 @@ def options_from_fields(
         "patient", "patient_identifier", "sample", "build", "source_class", "sex", "format",
         "region", "include_filtered", "validate", "document_reference", "report_id",
         "specimen", "specimen_identifier", "order_identifier", "performer", "issued",
-        "heteroplasmy_threshold", "tmb", "msi",
+        "heteroplasmy_threshold", "tmb", "msi", "transcript_order",
     }  # fmt: skip
     unknown = sorted(set(fields) - known)
     if unknown:
@@ -167,6 +168,7 @@ def options_from_fields(
         heteroplasmy_threshold=_default(
             _number(one("heteroplasmy_threshold"), "heteroplasmy_threshold"), 0.95
         ),
+        transcript_order=transcript_order(one("transcript_order")),
         input_name=input_name,
         tumor=tumor_biomarkers(_number(one("tmb"), "tmb"), one("msi")),
         knowledge=files.get("knowledge"),

@@ -115,6 +115,8 @@ def test_unknown_sample_lists_the_samples(
         (["--patient", "p1", "--issued", "yesterday"], "ISO 8601"),
         (["--patient", "p1", "--region", "chr1:100-200", "--regions-bed", "x.bed"], "not both"),
         (["--patient", "p1", "--heteroplasmy-threshold", "0.2"], "heteroplasmy"),
+        (["--patient", "p1", "--transcript-order", "mane,canonical"], "mane_select, picked"),
+        (["--patient", "p1", "--transcript-order", "picked,picked"], "twice"),
     ],
 )
 def test_conflicting_or_bad_options_exit_2(
@@ -251,3 +253,28 @@ def test_classifications_and_pgx_end_to_end(
     code, err = run(capsys, "convert", VCF / "vep_sample.vcf", *args)
     assert code == 3
     assert str(bad) in err
+
+
+def test_transcript_order_chooses_the_representative_transcript(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """BRAF's MANE Select transcript by default; VEP's picked one when the user puts it first."""
+    vep = ROOT / "tests" / "data" / "vcf" / "vep_sample.vcf"
+
+    def braf_transcripts(*order: str) -> set[str]:
+        out = tmp_path / f"{len(order)}.json"
+        code, err = run(capsys, "convert", vep, *PATIENT, "--format", "collection", *order,
+                        "--out", out)  # fmt: skip
+        assert code == 0, err
+        resources = [e["resource"] for e in orjson.loads(out.read_bytes())["entry"]]
+        return {
+            c["valueCodeableConcept"]["coding"][0]["code"]
+            for r in resources
+            if r["resourceType"] == "Observation" and r["code"]["coding"][0]["code"] == "69548-6"
+            for c in r["component"]
+            if c["code"]["coding"][0]["code"] == "51958-7"  # transcript reference sequence
+        }
+
+    assert "ENST00000646891.2" in braf_transcripts()
+    picked = braf_transcripts("--transcript-order", "picked,mane_select")
+    assert "ENST00000288602.11" in picked and "ENST00000646891.2" not in picked

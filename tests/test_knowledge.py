@@ -286,3 +286,44 @@ def test_an_amplified_erbb2_gets_a_validated_trastuzumab_implication(
     normal.write_text(AMPLIFIED.read_text().replace("0/1:8", "0/1:2"))
     convert_vcf(normal, tmp_path / "normal-out", options)
     assert implications(tmp_path / "normal-out", form) == []
+
+
+def test_a_somatic_tumor_normal_pair_meets_its_variant_and_biomarker_rules(
+    tmp_path: Path,
+) -> None:
+    """Mutect2 tumor/normal calls annotated by VEP: EGFR p.Leu858Arg in the tumor meets its
+    rule (osimertinib), MSI-H and a burden of 12.5 theirs (pembrolizumab twice); KRAS G12D, in
+    no rule of the example, gets nothing, and the TP53 call filtered as germline is not
+    converted. All of it validates, and the conclusion states each therapy."""
+    out = tmp_path / "tumor.json"
+    options = replace(
+        OPTIONS, knowledge=EXAMPLE, sample="TUMOR", source_class=GenomicSourceClass.SOMATIC
+    )
+    summary = convert_vcf(VCF / "tumor_normal_vep.vcf", out, options)
+    assert summary.validation_errors == 0
+    assert summary.variants_converted == 2
+    assert summary.skipped.get("filtered") == 1
+    resources = list(resources_in(out, OutputFormat.TRANSACTION))
+    genes = {
+        uuid_of(r): next(
+            c["valueCodeableConcept"]["coding"][0]["display"]
+            for c in r["component"]
+            if c["code"]["coding"][0]["code"] == "48018-6"  # gene studied
+        )
+        for r in resources
+        if r["resourceType"] == "Observation" and r["code"]["coding"][0]["code"] == "69548-6"
+    }
+    assert sorted(genes.values()) == ["EGFR", "KRAS"]
+    found = implications(out, OutputFormat.TRANSACTION)
+    medications = {
+        genes.get(obs["derivedFrom"][0]["reference"].removeprefix("urn:uuid:"), "biomarker"): c[
+            "valueCodeableConcept"
+        ]["text"]
+        for obs in found
+        for c in obs["component"]
+        if c["code"]["coding"][0]["code"] == "51963-7"  # medication assessed
+    }
+    assert medications == {"EGFR": "osimertinib", "biomarker": "pembrolizumab"}
+    assert len(found) == 3
+    report = next(r for r in resources if r["resourceType"] == "DiagnosticReport")
+    assert "osimertinib" in report["conclusion"] and "pembrolizumab" in report["conclusion"]

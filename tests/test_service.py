@@ -15,6 +15,8 @@ import orjson
 import pytest
 import uvicorn
 
+from adapter.errors import OptionsError
+from adapter.readers.annotations import PrimaryRule
 from adapter.service import UPLOAD_PARTS, create_app, options_from_fields
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -204,6 +206,15 @@ def test_file_parts_fill_the_options_the_cli_names_alike(tmp_path: Path) -> None
     )
     bare = options_from_fields({"patient": ["p-1"]}, input_name="x.vcf")
     assert (bare.knowledge, bare.classifications, bare.pharmacogenomics) == (None, None, None)
+
+
+def test_transcript_order_is_a_field_checked_as_the_cli_checks_it() -> None:
+    fields = {"patient": ["p-1"], "transcript_order": ["canonical, picked"]}
+    options = options_from_fields(fields, input_name="x.vcf")
+    assert options.transcript_order == (PrimaryRule.CANONICAL, PrimaryRule.PICKED)
+    with pytest.raises(OptionsError, match="mane_select, picked, canonical") as bad:
+        options_from_fields({**fields, "transcript_order": ["longest"]}, input_name="x.vcf")
+    assert bad.value.field == "transcript_order"
 
 
 def test_uploads_are_removed_after_success_and_failure(
