@@ -46,6 +46,7 @@ from ..model import (
     VariantCall,
 )
 from ..notation import ploidy
+from .tabular import TableError, read_table
 
 __all__ = ["ActionabilityRule", "Effect", "KnowledgeBase", "Match", "read_knowledge"]
 
@@ -213,26 +214,12 @@ def read_knowledge(path: Path) -> KnowledgeBase:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the knowledge file: {exc}", source=str(path)) from exc
-    meta: dict[str, str] = {}
-    rules = []
-    header_seen = False
-    for number, text in enumerate(lines, 1):
-        if text.startswith("#"):
-            key, sep, value = text.lstrip("# ").partition(":")
-            if sep and key.strip() in ("name", "version"):
-                meta[key.strip()] = value.strip()
-            continue
-        if not text.strip():
-            continue
-        fields = [f.strip() for f in text.split("\t")]
-        if not header_seen:
-            if tuple(fields) != _COLUMNS:
-                raise _bad(path, number, f"the header must be: {' '.join(_COLUMNS)}")
-            header_seen = True
-            continue
-        rules.append(_rule(path, number, fields))
-    if not header_seen:
-        raise _bad(path, None, "no header line and no rules")
+    try:
+        table = read_table(lines, _COLUMNS)
+    except TableError as exc:
+        raise _bad(path, exc.line, exc.message) from None
+    rules = [_rule(path, number, fields) for number, fields in table.rows]
+    meta = table.meta
     by_gene: dict[str, tuple[ActionabilityRule, ...]] = {}
     for rule in rules:
         if rule.match is not Match.BIOMARKER:

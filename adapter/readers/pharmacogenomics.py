@@ -35,6 +35,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..model import Diplotype, PharmacogenomicCall, PharmacogenomicReport
+from .tabular import TableError, read_table
 
 __all__ = ["SUPPORTED_PHARMCAT_MAJOR", "TSV_COLUMNS", "read_pharmacogenomics"]
 
@@ -162,26 +163,21 @@ def _score(value: Any) -> float | None:
 
 def _tsv(path: Path, text: str) -> PharmacogenomicReport:
     """The calls of the TSV, every line checked; a gene listed twice is an error."""
+    try:
+        table = read_table(text.splitlines(), TSV_COLUMNS)
+    except TableError as exc:
+        if exc.line is None:
+            exc.message = "neither a PharmCAT JSON report nor a TSV with a header line"
+        raise _bad(path, exc.line, exc.message) from None
     calls: list[PharmacogenomicCall] = []
     seen: dict[str, int] = {}
-    header = False
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        fields = [f.strip() for f in line.split("\t")]
-        if not header:
-            if tuple(fields) != TSV_COLUMNS:
-                raise _bad(path, number, f"the header must be: {chr(9).join(TSV_COLUMNS)}")
-            header = True
-            continue
+    for number, fields in table.rows:
         call = _row(path, number, fields)
         gene = call.diplotype.gene
         if gene in seen:
             raise _bad(path, number, f"{gene} is listed twice (lines {seen[gene]} and {number})")
         seen[gene] = number
         calls.append(call)
-    if not header:
-        raise _bad(path, None, "neither a PharmCAT JSON report nor a TSV with a header line")
     return PharmacogenomicReport(tuple(calls), "TSV")
 
 
