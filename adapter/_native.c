@@ -584,7 +584,9 @@ static PyObject *STR_structural, *STR_record_id, *STR_filters, *STR_chromosome, 
     *STR_ref, *STR_alt, *STR_chrom, *STR_zygosity, *STR_allele_frequency, *STR_allele_depth,
     *STR_annotation, *STR_clinvar, *STR_phased, *STR_PASS, *STR_primary, *STR_others,
     *STR_hgnc_id, *STR_gene_symbol, *STR_transcript, *STR_hgvs_c, *STR_hgvs_p,
-    *STR_consequences;
+    *STR_consequences, *STR_population_af;
+
+enum { POPULATION = 37 }; /* what a population frequency adds to an annotation code */
 
 enum { FLOATS_KEPT = 4096 };
 
@@ -883,7 +885,7 @@ static int unfiltered(PyObject *filters)
 /* Attributes of the call the lane reads, as new references (NULL where unread). */
 typedef struct {
     PyObject *chromosome, *pos, *ref, *alt, *chrom, *zygosity, *af, *depth;
-    PyObject *primary, *others; /* the annotation's, when it has one */
+    PyObject *primary, *others, *population; /* the annotation's, when it has one */
 } Call;
 
 static void call_release(Call *c)
@@ -898,6 +900,7 @@ static void call_release(Call *c)
     Py_XDECREF(c->depth);
     Py_XDECREF(c->primary);
     Py_XDECREF(c->others);
+    Py_XDECREF(c->population);
 }
 
 /* 1 if the call may take the lane (see _Encoder._lane), with its attributes read; an
@@ -916,7 +919,8 @@ static int call_read(PyObject *obj, Call *c, int annotated)
     if (open && annotation != Py_None) {
         c->primary = PyObject_GetAttr(annotation, STR_primary);
         c->others = c->primary ? PyObject_GetAttr(annotation, STR_others) : NULL;
-        open = c->others != NULL && c->primary != Py_None && PyTuple_Check(c->others);
+        c->population = c->others ? PyObject_GetAttr(annotation, STR_population_af) : NULL;
+        open = c->population != NULL && c->primary != Py_None && PyTuple_Check(c->others);
     }
     Py_XDECREF(structural);
     Py_XDECREF(record);
@@ -1048,7 +1052,7 @@ static int made_consequences(Lane *self, const char rid[36], const Call *c)
 /* The encoding of a lane call into self->out and its id; 1 done, 0 off the lane, -1 error. */
 static int lane_encode(Lane *self, PyObject *obj, char rid[36], unsigned char raw[16])
 {
-    Call c = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    Call c = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     Primary primary = {NULL, NULL, NULL, NULL, 0};
     long long pos;
     Py_ssize_t accl;
@@ -1100,6 +1104,15 @@ static int lane_encode(Lane *self, PyObject *obj, char rid[36], unsigned char ra
     int has_depth = c.depth != Py_None;
     if (has_depth)
         values[count++] = (Value){V_OBJECT, 0, NULL, c.depth};
+    if (c.population != NULL && c.population != Py_None) { /* see _population in variant.py */
+        double f = PyFloat_AsDouble(c.population);
+        if (f == -1.0 && PyErr_Occurred())
+            goto done;
+        if (isfinite(f)) {
+            values[count++] = (Value){V_OBJECT, 0, NULL, c.population};
+            annotated += POPULATION;
+        }
+    }
     const Entry *e = n.change == NO_CHANGE || !n.has_hgvs
                          ? NULL
                          : find(self, &c, n.change, count, has_depth, annotated);
@@ -1933,7 +1946,7 @@ static int intern_names(void)
         {&STR_clinvar, "clinvar"},           {&STR_PASS, "PASS"},
         {&STR_phased, "phased"},             {&STR_primary, "primary"},
         {&STR_others, "others"},             {&STR_hgnc_id, "hgnc_id"},
-        {&STR_gene_symbol, "gene_symbol"},
+        {&STR_gene_symbol, "gene_symbol"},   {&STR_population_af, "population_af"},
         {&STR_transcript, "transcript"},     {&STR_hgvs_c, "hgvs_c"},
         {&STR_hgvs_p, "hgvs_p"},             {&STR_consequences, "consequences"},
     };

@@ -163,3 +163,26 @@ def test_a_malformed_annotation_fails_the_conversion_by_its_line(tmp_path: Path)
         "CSQ",
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.vcf"]
+
+
+@pytest.mark.parametrize("form", list(OutputFormat), ids=lambda f: f.value)
+def test_the_population_frequency_is_carried_as_the_igs_example_carries_it(
+    tmp_path: Path, form: OutputFormat
+) -> None:
+    """gnomAD's frequency of BRAF c.1799T>A (3.98e-06 in the CSQ) as a Variant component:
+    LOINC 92821-8 with a unit-less Quantity, as the IG's example
+    Observation-variant-with-molec-consequences writes it; it validates."""
+    out = tmp_path / "out"
+    summary = convert_vcf(VCF / "vep_sample.vcf", out, replace(BASE, output_format=form))
+    assert summary.validation_errors == 0
+    found = {
+        parts(v).get(TRANSCRIPT): c["valueQuantity"]
+        for v in variants(out, form)
+        for c in v["component"]
+        if c["code"]["coding"][0]["code"] == "92821-8"
+    }
+    assert found["ENST00000646891.2"] == {
+        "value": pytest.approx(3.98e-06),
+        "system": "http://unitsofmeasure.org",
+        "code": "1",
+    }

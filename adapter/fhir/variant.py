@@ -155,6 +155,7 @@ class _Kinds:
         "hgvs",
         "inner",
         "outer",
+        "population",
         "protein_hgvs",
         "ref",
         "refseq_transcript",
@@ -173,6 +174,7 @@ class _Kinds:
         self.dbsnp = _coded_of("variation-code", DBSNP)
         self.frequency = _count_of("sample-allelic-frequency")
         self.depth = _count_of("allelic-read-depth")
+        self.population = _count_of("population-allele-frequency")
         self.copies = _count_of("copy-number")
         self.gene_named = _named_of("gene-studied")
         self.coding_hgvs = _coded_of("representative-coding-hgvs", HGVS)
@@ -451,7 +453,8 @@ class VariantBuilder:
             values.append(primary.hgvs_p)
 
     def _sample(self, call: VariantCall, kinds: list[Kind], values: list[Any]) -> None:
-        """Source class, allelic state, allele frequency and allelic read depth."""
+        """Source class, allelic state, allele frequency and allelic read depth, and the
+        allele's frequency in a population when its annotation gives one."""
         if self._source is not None:
             kinds.append(self._source)
         if call.zygosity is not None:
@@ -463,6 +466,9 @@ class VariantBuilder:
         if call.allele_depth is not None:
             kinds.append(self._kinds.depth)
             values.append(call.allele_depth)
+        if (found := _population(call)) is not None:
+            kinds.append(self._kinds.population)
+            values.append(found)
 
 
 class _Encoder:
@@ -634,6 +640,10 @@ class _Encoder:
         if depth is not None:
             values.append(depth)
         code = _annotation_code(primary)
+        if (population := _population(call)) is not None:
+            values.append(population)
+            annotated.append(b._kinds.population)
+            code += _POPULATION
         key = (call.chromosome, n.change, call.zygosity, len(values), depth is not None, code)
         found = self.lanes.get(key, _UNSEEN)
         if found is _UNSEEN:
@@ -675,6 +685,17 @@ def _annotation_code(primary: TranscriptConsequence | None) -> int:
     coding = 1 if primary.hgvs_c else 0
     protein = 1 if primary.hgvs_p and ":" in primary.hgvs_p else 0
     return 1 + gene + 3 * transcript + 9 * coding + 18 * protein
+
+
+#: what a population frequency adds to an annotation code (as adapter/_native.c adds it)
+_POPULATION = 37
+
+
+def _population(call: VariantCall) -> float | None:
+    """The allele's frequency in a population, as its annotation gives it (gnomAD)."""
+    allele = call.annotation
+    af = allele.population_af if allele is not None else None
+    return af if af is not None and math.isfinite(af) else None
 
 
 def _raw(rid: str) -> bytes:
