@@ -222,21 +222,11 @@ class _Layout:
     names: tuple[str, ...]
     width: int
     allele: int
-    consequence: int
-    impact: int
-    symbol: int
-    gene: int
-    hgnc: int
-    feature: int
-    biotype: int
-    hgvs_c: int
-    hgvs_p: int
-    canonical: int
-    mane: int
-    pick: int
     allele_num: int | None
     af: tuple[int, ...]
-    #: an entry's fields in TranscriptConsequence's order (consequence … pick)
+    #: where TranscriptConsequence's fields sit, in its order (consequence … pick)
+    fields: tuple[int, ...]
+    #: an entry's fields in that order
     model: Callable[[list[str]], tuple[str, ...]]
 
 
@@ -264,27 +254,16 @@ def _layout(
         return at.get(wanted.get(key, ""), width)
 
     allele_num = at.get("ALLELE_NUM") if source.tool is AnnotationTool.VEP else None
-    model = itemgetter(*(where(k) for k in _MODEL_FIELDS))
+    fields = tuple(where(k) for k in _MODEL_FIELDS)
     return _Layout(
         key=source.info_key,
         names=tuple(names),
         width=width,
         allele=where("allele"),
-        consequence=where("consequence"),
-        impact=where("impact"),
-        symbol=where("symbol"),
-        gene=where("gene"),
-        hgnc=where("hgnc"),
-        feature=where("feature"),
-        biotype=where("biotype"),
-        hgvs_c=where("hgvs_c"),
-        hgvs_p=where("hgvs_p"),
-        canonical=where("canonical"),
-        mane=where("mane"),
-        pick=where("pick"),
         allele_num=allele_num,
         af=tuple(at[n] for n in af_fields if n in at),
-        model=model,
+        fields=fields,
+        model=itemgetter(*fields),
     )
 
 
@@ -460,13 +439,12 @@ class AnnotationParser:
 def _native_entries(layout: _Layout, order: Sequence[PrimaryRule]) -> Entries:
     """The C reader of entries in this layout, which puts each ALT's primary transcript first
     as :meth:`AnnotationParser._consequences` does."""
-    fields = tuple(getattr(layout, name) for name in _MODEL_FIELDS)
     slots = tuple(f.name for f in dataclasses.fields(TranscriptConsequence))
     flags = tuple(_FLAG_CODES[rule] for rule in order)
     return Entries(
         layout.width,
         layout.allele,
-        fields,
+        layout.fields,
         layout.af,
         TranscriptConsequence,
         slots,
