@@ -1433,16 +1433,14 @@ static PyObject *consequences_call(Consequences *self, PyObject *args, PyObject 
     }
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "UO", names, &rid_obj, &items))
         return NULL;
-    Py_ssize_t ridl, refl;
+    Py_ssize_t ridl;
     const char *rid = utf8(rid_obj, &ridl);
-    const char *refs = rid ? utf8(self->references, &refl) : NULL;
-    if (refs == NULL)
+    if (rid == NULL)
         return NULL;
     if (ridl != 36) {
         PyErr_SetString(PyExc_ValueError, "a variant id is 36 characters of UUID text");
         return NULL;
     }
-    (void)refs;
     self->out.used = self->ids.used = 0;
     if (consequences_encode(self, rid, items) < 0)
         return NULL;

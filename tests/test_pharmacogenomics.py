@@ -222,6 +222,14 @@ def test_a_malformed_tsv_names_its_line_and_field(name: str, line: int, field: s
     assert raised.value.source == str(DATA / name)
 
 
+def test_a_file_of_comments_alone_is_neither_format(tmp_path: Path) -> None:
+    path = tmp_path / "calls.tsv"
+    path.write_text("# lab: none\n\n")
+    with pytest.raises(InputError, match="neither a PharmCAT JSON report nor a TSV") as raised:
+        read_pharmacogenomics(path)
+    assert raised.value.line is None
+
+
 def test_calls_no_rule_meets_are_counted_by_reason_not_dropped() -> None:
     found = convert(DATA / "not_in_table.tsv")
     assert found.skipped == {
