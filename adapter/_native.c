@@ -76,6 +76,68 @@ static void sha1_compress(uint32_t h[5], const unsigned char *p)
     h[4] += e;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+/* One group of four rounds with the SHA extensions: ``f`` picks the round function. */
+#define SHA1_NI_ROUNDS(f) abcd = _mm_sha1rnds4_epu32(abcd, e, f)
+
+/* The same block with the x86 SHA extensions (Intel's SHA-NI: sha1rnds4 does four rounds,
+ * sha1nexte adds the next E, sha1msg1/sha1msg2 extend the message four words at a time). */
+__attribute__((target("sha,ssse3,sse4.1"))) static void sha1_compress_ni(uint32_t h[5],
+                                                                        const unsigned char *p)
+{
+    const __m128i swap = _mm_set_epi64x(0x0001020304050607LL, 0x08090a0b0c0d0e0fLL);
+    __m128i start = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)h), 0x1B); /* A high */
+    __m128i start_e = _mm_set_epi32((int)h[4], 0, 0, 0), abcd = start, e = start_e, before;
+    __m128i w[4];
+    for (int i = 0; i < 4; i++)
+        w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), swap);
+    before = abcd;
+    e = _mm_add_epi32(e, w[0]);
+    SHA1_NI_ROUNDS(0);
+    for (int g = 1; g < 20; g++) { /* rounds 4g .. 4g+3 */
+        if (g >= 4)                /* words 4g .. 4g+3 from the sixteen before */
+            w[g & 3] = _mm_sha1msg2_epu32(
+                _mm_xor_si128(_mm_sha1msg1_epu32(w[g & 3], w[(g + 1) & 3]), w[(g + 2) & 3]),
+                w[(g + 3) & 3]);
+        e = _mm_sha1nexte_epu32(before, w[g & 3]);
+        before = abcd;
+        switch (g / 5) { /* the round function must be a constant */
+        case 0: SHA1_NI_ROUNDS(0); break;
+        case 1: SHA1_NI_ROUNDS(1); break;
+        case 2: SHA1_NI_ROUNDS(2); break;
+        default: SHA1_NI_ROUNDS(3); break;
+        }
+    }
+    e = _mm_sha1nexte_epu32(before, start_e);
+    abcd = _mm_shuffle_epi32(_mm_add_epi32(abcd, start), 0x1B);
+    _mm_storeu_si128((__m128i *)h, abcd);
+    h[4] = (uint32_t)_mm_extract_epi32(e, 3);
+}
+
+/* Whether this processor has the SHA extensions (and the SSSE3 and SSE4.1 they come with). */
+static int has_sha_ni(void)
+{
+    unsigned int a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSSE3) || !(c & bit_SSE4_1))
+        return 0;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29));
+}
+#endif
+
+/* The block function this processor runs best, chosen when the module loads. */
+static void (*sha1_block)(uint32_t h[5], const unsigned char *p) = sha1_compress;
+
+static void sha1_choose(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (has_sha_ni())
+        sha1_block = sha1_compress_ni;
+#endif
+}
+
 static void sha1_init(Sha1 *s)
 {
     static const uint32_t start[5] = {0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u,
@@ -97,7 +159,7 @@ static void sha1_update(Sha1 *s, const unsigned char *p, size_t n)
         p += take;
         n -= take;
         if (s->used == 64) {
-            sha1_compress(s->h, s->block);
+            sha1_block(s->h, s->block);
             s->used = 0;
         }
     }
@@ -109,13 +171,13 @@ static void sha1_final(Sha1 *s, unsigned char out[20])
     s->block[s->used++] = 0x80;
     if (s->used > 56) {
         memset(s->block + s->used, 0, 64 - s->used);
-        sha1_compress(s->h, s->block);
+        sha1_block(s->h, s->block);
         s->used = 0;
     }
     memset(s->block + s->used, 0, 56 - s->used);
     for (int i = 0; i < 8; i++)
         s->block[56 + i] = (unsigned char)(bits >> (56 - 8 * i));
-    sha1_compress(s->h, s->block);
+    sha1_block(s->h, s->block);
     for (int i = 0; i < 5; i++) {
         out[4 * i] = (unsigned char)(s->h[i] >> 24);
         out[4 * i + 1] = (unsigned char)(s->h[i] >> 16);
@@ -1466,7 +1528,7 @@ static PyTypeObject ConsequencesType = {
 
 /* ---- Entries: a CSQ/ANN value's entries as transcript consequences (AnnotationParser) --- */
 
-enum { MODEL_FIELDS = 12, TERMS_KEPT = 4096 };
+enum { MODEL_FIELDS = 12, ALLELE_FIELDS = 4, TERMS_KEPT = 4096 };
 /* the model fields' places in TranscriptConsequence's order (see _MODEL_FIELDS) */
 enum { F_TERMS, F_IMPACT, F_SYMBOL, F_GENE, F_HGNC, F_FEATURE, F_BIOTYPE, F_HGVS_C, F_HGVS_P,
        F_CANONICAL, F_MANE, F_PICK };
@@ -1479,6 +1541,9 @@ typedef struct {
     Py_ssize_t n_af;
     PyObject *make, *impacts, *unquote, *terms; /* terms: text -> tuple, kept */
     Py_ssize_t slots[MODEL_FIELDS];    /* where make's instances keep each field */
+    PyObject *allele_type;             /* AlleleAnnotation, its slots in its field order: */
+    Py_ssize_t allele_slots[ALLELE_FIELDS]; /* alt_index, primary, others, population_af */
+    int vep;                           /* whether an indel's alleles are written VEP's way */
     int order[3], n_order;             /* the primary flags, in the order tried */
     Span *cut;                         /* one entry's fields */
     Span last[MODEL_FIELDS];           /* the last entry's text fields and their objects, */
@@ -1488,15 +1553,16 @@ typedef struct {
 /* the flags that make a transcript primary (PrimaryRule) */
 enum { FLAG_MANE, FLAG_PICKED, FLAG_CANONICAL };
 
-/* Where instances of ``type`` keep each of ``names``: its slots, as __init__ sets them (a
- * plain slotted dataclass: C fills the slots, which costs a tenth of calling __init__). */
-static int slots_of(PyTypeObject *type, PyObject *names, Py_ssize_t offsets[MODEL_FIELDS])
+/* Where instances of ``type`` keep each of ``names`` (``count`` of them): its slots, as
+ * __init__ sets them (a plain slotted dataclass: C fills the slots, which costs a tenth of
+ * calling __init__). */
+static int slots_of(PyTypeObject *type, PyObject *names, Py_ssize_t *offsets, Py_ssize_t count)
 {
-    if (PyTuple_GET_SIZE(names) != MODEL_FIELDS) {
+    if (PyTuple_GET_SIZE(names) != count) {
         PyErr_SetString(PyExc_ValueError, "Entries: one slot per model field");
         return -1;
     }
-    for (Py_ssize_t i = 0; i < MODEL_FIELDS; i++) {
+    for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *descr = PyObject_GetAttr((PyObject *)type, PyTuple_GET_ITEM(names, i));
         if (descr == NULL)
             return -1;
@@ -1517,16 +1583,21 @@ static int slots_of(PyTypeObject *type, PyObject *names, Py_ssize_t offsets[MODE
 static int entries_init(Entries *self, PyObject *args, PyObject *kwds)
 {
     Py_ssize_t width, allele;
-    PyObject *fields, *af, *make, *impacts, *unquote, *slots, *order;
-    static char *names[] = {"width", "allele",  "fields", "af",    "make",
-                            "slots", "impacts", "unquote", "order", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nnO!O!O!O!O!OO!", names, &width, &allele,
+    PyObject *fields, *af, *make, *impacts, *unquote, *slots, *order, *alleles, *allele_slots;
+    int vep;
+    static char *names[] = {"width", "allele",  "fields", "af",      "make",         "slots",
+                            "impacts", "unquote", "order", "alleles", "allele_slots", "vep",
+                            NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nnO!O!O!O!O!OO!O!O!p", names, &width, &allele,
                                      &PyTuple_Type, &fields, &PyTuple_Type, &af, &PyType_Type,
                                      &make, &PyTuple_Type, &slots, &PyDict_Type, &impacts,
-                                     &unquote, &PyTuple_Type, &order))
+                                     &unquote, &PyTuple_Type, &order, &PyType_Type, &alleles,
+                                     &PyTuple_Type, &allele_slots, &vep))
         return -1;
-    if (slots_of((PyTypeObject *)make, slots, self->slots) < 0)
+    if (slots_of((PyTypeObject *)make, slots, self->slots, MODEL_FIELDS) < 0 ||
+        slots_of((PyTypeObject *)alleles, allele_slots, self->allele_slots, ALLELE_FIELDS) < 0)
         return -1;
+    self->vep = vep;
     self->n_order = (int)PyTuple_GET_SIZE(order);
     for (int i = 0; i < self->n_order && i < 3; i++) {
         long flag = PyLong_AsLong(PyTuple_GET_ITEM(order, i));
@@ -1574,6 +1645,7 @@ static int entries_init(Entries *self, PyObject *args, PyObject *kwds)
         }
     }
     Py_XSETREF(self->make, Py_NewRef(make));
+    Py_XSETREF(self->allele_type, Py_NewRef(alleles));
     Py_XSETREF(self->impacts, Py_NewRef(impacts));
     Py_XSETREF(self->unquote, Py_NewRef(unquote));
     Py_XSETREF(self->terms, PyDict_New());
@@ -1583,6 +1655,7 @@ static int entries_init(Entries *self, PyObject *args, PyObject *kwds)
 static int entries_traverse(Entries *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->make);
+    Py_VISIT(self->allele_type);
     Py_VISIT(self->impacts);
     Py_VISIT(self->unquote);
     Py_VISIT(self->terms);
@@ -1602,6 +1675,7 @@ static int entries_clear(Entries *self)
 {
     entries_forget(self);
     Py_CLEAR(self->make);
+    Py_CLEAR(self->allele_type);
     Py_CLEAR(self->impacts);
     Py_CLEAR(self->unquote);
     Py_CLEAR(self->terms);
@@ -1622,15 +1696,15 @@ static Py_ssize_t cut_entry(Entries *self, const char *s, size_t n)
 {
     Py_ssize_t count = 0;
     const char *start = s, *end = s + n;
-    for (const char *at = s;; at++) {
-        if (at == end || *at == '|') {
-            if (count <= self->width)
-                self->cut[count] = (Span){start, (size_t)(at - start)};
-            count++;
-            if (at == end)
-                return count;
-            start = at + 1;
-        }
+    for (;;) {
+        const char *at = memchr(start, '|', (size_t)(end - start));
+        const char *stop = at ? at : end;
+        if (count <= self->width)
+            self->cut[count] = (Span){start, (size_t)(stop - start)};
+        count++;
+        if (at == NULL)
+            return count;
+        start = at + 1;
     }
 }
 
@@ -1835,54 +1909,31 @@ static Py_ssize_t key_of(Span allele, PyObject *keys)
     return -1;
 }
 
-/* entries(raw, keys, groups, afs) -> True when every entry was read into groups (and afs),
- * False (nothing read) when one is out of the ordinary: Python reads those. */
-static PyObject *entries_call(Entries *self, PyObject *args, PyObject *kwds)
+/* Read every entry of ``text`` into ``groups`` (and ``afs``), a list per key: 1 when each
+ * was read, 0 (nothing read) when one is out of the ordinary, -1 on error. */
+static int read_entries(Entries *self, const char *text, const char *end, PyObject *keys,
+                        PyObject *groups, PyObject *afs)
 {
-    PyObject *raw, *keys, *groups, *afs;
-    static char *names[] = {"raw", "keys", "groups", "afs", NULL};
-    if (self->terms == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Entries is not initialised");
-        return NULL;
-    }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UO!O!O!", names, &raw, &PyList_Type, &keys,
-                                     &PyList_Type, &groups, &PyList_Type, &afs))
-        return NULL;
-    if (PyList_GET_SIZE(groups) != PyList_GET_SIZE(keys) ||
-        PyList_GET_SIZE(afs) != PyList_GET_SIZE(keys)) {
-        PyErr_SetString(PyExc_ValueError, "a group and a frequency per key");
-        return NULL;
-    }
-    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(keys); k++)
-        if (!PyUnicode_Check(PyList_GET_ITEM(keys, k)) ||
-            !PyList_Check(PyList_GET_ITEM(groups, k)))
-            Py_RETURN_FALSE;
-    Py_ssize_t size;
-    const char *text = PyUnicode_AsUTF8AndSize(raw, &size);
-    if (text == NULL)
-        return NULL;
-    const char *end = text + size;
-    entries_forget(self);
     for (int pass = 0; pass < 2; pass++) { /* first check every entry, then read them */
-        for (const char *start = text;; ) {
+        for (const char *start = text;;) {
             const char *comma = memchr(start, ',', (size_t)(end - start));
             const char *stop = comma ? comma : end;
             if (cut_entry(self, start, (size_t)(stop - start)) != self->width)
-                Py_RETURN_FALSE;
+                return 0;
             Py_ssize_t index = key_of(self->cut[self->allele], keys);
             if (index < 0)
-                Py_RETURN_FALSE;
+                return 0;
             if (pass == 1) {
                 PyObject *made = consequence_of(self);
                 if (made == NULL || PyList_Append(PyList_GET_ITEM(groups, index), made) < 0) {
                     Py_XDECREF(made);
-                    return NULL;
+                    return -1;
                 }
                 Py_DECREF(made);
                 if (self->n_af && PyList_GET_ITEM(afs, index) == Py_None) {
                     PyObject *af = frequency_of(self);
                     if (af == NULL || PyList_SetItem(afs, index, af) < 0)
-                        return NULL;
+                        return -1;
                 }
             }
             if (comma == NULL)
@@ -1890,20 +1941,139 @@ static PyObject *entries_call(Entries *self, PyObject *args, PyObject *kwds)
             start = comma + 1;
         }
     }
-    entries_forget(self);
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(groups); k++)
         if (primary_first(self, PyList_GET_ITEM(groups, k)) < 0)
+            return -1;
+    return 1;
+}
+
+/* The allele strings the tool writes for the ALTs (as _vep_alleles gives them, for a VEP
+ * layout), a new list; NULL without an error when Python must decide (a symbolic allele, an
+ * indel whose alleles do not all share the first base). */
+static PyObject *keys_of(Entries *self, PyObject *ref, PyObject *alts)
+{
+    Py_ssize_t n = PyList_GET_SIZE(alts), size = PyUnicode_GET_LENGTH(ref);
+    int plain = 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *alt = PyList_GET_ITEM(alts, i);
+        if (!PyUnicode_Check(alt))
             return NULL;
-    Py_RETURN_TRUE;
+        plain &= PyUnicode_GET_LENGTH(alt) == size;
+    }
+    if (plain || !self->vep)
+        return PyList_GetSlice(alts, 0, n);
+    if (size == 0)
+        return NULL;
+    Py_UCS4 first = PyUnicode_READ_CHAR(ref, 0);
+    PyObject *keys = PyList_New(n);
+    for (Py_ssize_t i = 0; keys != NULL && i < n; i++) {
+        PyObject *alt = PyList_GET_ITEM(alts, i), *key;
+        Py_ssize_t length = PyUnicode_GET_LENGTH(alt);
+        if (length == 1 && PyUnicode_READ_CHAR(alt, 0) == '*')
+            key = Py_NewRef(alt);
+        else if (length == 0 || PyUnicode_READ_CHAR(alt, 0) != first)
+            key = NULL; /* no shared first base, or a symbolic '<…>' allele */
+        else
+            key = length == 1 ? PyUnicode_FromString("-") : PyUnicode_Substring(alt, 1, length);
+        if (key == NULL)
+            Py_CLEAR(keys);
+        else
+            PyList_SET_ITEM(keys, i, key);
+    }
+    return keys;
+}
+
+/* An AlleleAnnotation of ALT ``index`` (0-based) from its group and frequency. */
+static PyObject *allele_of(Entries *self, Py_ssize_t index, PyObject *group, PyObject *af)
+{
+    Py_ssize_t n = PyList_GET_SIZE(group);
+    PyObject *values[ALLELE_FIELDS] = {
+        PyLong_FromSsize_t(index + 1),
+        Py_NewRef(n ? PyList_GET_ITEM(group, 0) : Py_None),
+        n > 1 ? PyList_GetSlice(group, 1, n) : PyTuple_New(0),
+        Py_NewRef(af),
+    };
+    if (values[2] != NULL && PyList_Check(values[2]))
+        Py_SETREF(values[2], PyList_AsTuple(values[2]));
+    PyTypeObject *type = (PyTypeObject *)self->allele_type;
+    PyObject *made = values[0] && values[2] ? type->tp_alloc(type, 0) : NULL;
+    for (int i = 0; i < ALLELE_FIELDS; i++) {
+        if (made != NULL)
+            *(PyObject **)((char *)made + self->allele_slots[i]) = values[i]; /* taken */
+        else
+            Py_XDECREF(values[i]);
+    }
+    return made;
+}
+
+/* The alleles of a read record: an AlleleAnnotation per ALT, in ALT order. */
+static PyObject *alleles_of(Entries *self, PyObject *groups, PyObject *afs)
+{
+    Py_ssize_t n = PyList_GET_SIZE(groups);
+    PyObject *alleles = PyTuple_New(n);
+    for (Py_ssize_t i = 0; alleles != NULL && i < n; i++) {
+        PyObject *made =
+            allele_of(self, i, PyList_GET_ITEM(groups, i), PyList_GET_ITEM(afs, i));
+        if (made == NULL)
+            Py_CLEAR(alleles);
+        else
+            PyTuple_SET_ITEM(alleles, i, made);
+    }
+    return alleles;
+}
+
+/* entries(raw, ref, alts) -> an AlleleAnnotation per ALT when every entry of the CSQ/ANN
+ * value ``raw`` names one of the record's ALTs; None when one is out of the ordinary (no
+ * such ALT, another width, a symbolic allele): Python reads those. */
+static PyObject *entries_call(Entries *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *raw, *ref, *alts;
+    static char *names[] = {"raw", "ref", "alts", NULL};
+    if (self->terms == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Entries is not initialised");
+        return NULL;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UUO", names, &raw, &ref, &alts))
+        return NULL;
+    if (!PyList_Check(alts))
+        Py_RETURN_NONE; /* cyvcf2 gives a list; any other sequence is read in Python */
+    Py_ssize_t size;
+    const char *text = PyUnicode_AsUTF8AndSize(raw, &size);
+    if (text == NULL)
+        return NULL;
+    PyObject *keys = keys_of(self, ref, alts), *result = NULL;
+    if (keys == NULL)
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    PyObject *groups = PyList_New(n), *afs = PyList_New(n);
+    for (Py_ssize_t i = 0; groups != NULL && afs != NULL && i < n; i++) {
+        PyObject *group = PyList_New(0);
+        if (group == NULL)
+            goto done;
+        PyList_SET_ITEM(groups, i, group);
+        PyList_SET_ITEM(afs, i, Py_NewRef(Py_None));
+    }
+    if (groups == NULL || afs == NULL)
+        goto done;
+    entries_forget(self);
+    int read = read_entries(self, text, text + size, keys, groups, afs);
+    entries_forget(self);
+    if (read >= 0)
+        result = read ? alleles_of(self, groups, afs) : Py_NewRef(Py_None);
+done:
+    Py_DECREF(keys);
+    Py_XDECREF(groups);
+    Py_XDECREF(afs);
+    return result;
 }
 
 static PyTypeObject EntriesType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "adapter._native.Entries",
     .tp_basicsize = sizeof(Entries),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Entries(width, allele, fields, af, make, slots, impacts, unquote, order): a "
-              "CSQ/ANN value's entries read as AnnotationParser reads them, each group's primary "
-              "transcript first",
+    .tp_doc = "Entries(width, allele, fields, af, make, slots, impacts, unquote, order, alleles, "
+              "allele_slots, vep): a CSQ/ANN value's entries read as AnnotationParser reads "
+              "them, into an AlleleAnnotation per ALT, its primary transcript first",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)entries_init,
     .tp_dealloc = (destructor)entries_dealloc,
@@ -1913,11 +2083,117 @@ static PyTypeObject EntriesType = {
     .tp_call = (ternaryfunc)entries_call,
 };
 
+/* ---- lines: where a block's tabs, newlines, colons and commas are ---------------------- */
+
+/* Append a position to a growing array of Py_ssize_t; 0 on memory failure. */
+static int put_position(Text *t, Py_ssize_t at)
+{
+    return text_put(t, (const char *)&at, sizeof at) == 0;
+}
+
+/* The bytes of a Text (empty when nothing was put). */
+static const char *text_bytes(const Text *t) { return t->data != NULL ? t->data : ""; }
+
+/* The positions of each line's tabs then its newline, and the colons and commas after each
+ * line's tab number ``marks_after`` (none when negative), of a block of whole lines; None
+ * when a line holds another number of tabs than ``tabs`` or starts with one (the block then
+ * takes the slow path). What numpy's flatnonzero would find, at memchr's speed: an
+ * annotated record's INFO is a thousand bytes without one tab. */
+static PyObject *native_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    Py_buffer view;
+    Py_ssize_t tabs, marks_after;
+    if (nargs != 3 || PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_TypeError, "lines(body, tabs, marks)");
+    tabs = PyLong_AsSsize_t(args[1]);
+    marks_after = PyLong_AsSsize_t(args[2]);
+    PyObject *result = NULL;
+    Text grid = {0}, colons = {0}, commas = {0};
+    const char *data = view.buf, *end = data + view.len;
+    if ((tabs == -1 || marks_after == -1) && PyErr_Occurred())
+        goto done;
+    if (tabs < 1 || view.len == 0 || end[-1] != '\n')
+        goto none;
+    for (const char *line = data; line < end;) {
+        const char *stop = memchr(line, '\n', (size_t)(end - line)), *at = line;
+        if (*line == '\t')
+            goto none;
+        if (text_reserve(&grid, sizeof(Py_ssize_t) * (size_t)(tabs + 1)) < 0)
+            goto done;
+        for (Py_ssize_t k = 0; k < tabs; k++, at++) {
+            const char *near = stop - at > 16 ? at + 16 : stop; /* a short column: no call */
+            while (at < near && *at != '\t')
+                at++;
+            if (at == near)
+                at = memchr(at, '\t', (size_t)(stop - at));
+            if (at == NULL)
+                goto none;
+            Py_ssize_t position = at - data;
+            memcpy(grid.data + grid.used, &position, sizeof position);
+            grid.used += sizeof position;
+            if (k == marks_after)
+                for (const char *c = at + 1; c < stop; c++)
+                    if ((*c == ':' && !put_position(&colons, c - data)) ||
+                        (*c == ',' && !put_position(&commas, c - data)))
+                        goto done;
+        }
+        if (memchr(at, '\t', (size_t)(stop - at)) != NULL)
+            goto none;
+        Py_ssize_t position = stop - data;
+        memcpy(grid.data + grid.used, &position, sizeof position);
+        grid.used += sizeof position;
+        line = stop + 1;
+    }
+    result = Py_BuildValue("(y#y#y#)", text_bytes(&grid), (Py_ssize_t)grid.used,
+                           text_bytes(&colons), (Py_ssize_t)colons.used, text_bytes(&commas),
+                           (Py_ssize_t)commas.used);
+    goto done;
+none:
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(grid.data);
+    PyMem_Free(colons.data);
+    PyMem_Free(commas.data);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* sha1(data, portable) -> the digest, by the block function this processor runs or by the
+ * portable one: for the tests, which hold both to hashlib's. */
+static PyObject *native_sha1(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    Py_buffer view;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "sha1(data, portable)");
+        return NULL;
+    }
+    int portable = PyObject_IsTrue(args[1]);
+    if (portable < 0 || PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    void (*chosen)(uint32_t h[5], const unsigned char *p) = sha1_block;
+    if (portable)
+        sha1_block = sha1_compress;
+    Sha1 state;
+    unsigned char digest[20];
+    sha1_init(&state);
+    sha1_update(&state, view.buf, (size_t)view.len);
+    sha1_final(&state, digest);
+    sha1_block = chosen;
+    PyBuffer_Release(&view);
+    return PyBytes_FromStringAndSize((const char *)digest, 20);
+}
+
 /* ---- the module ------------------------------------------------------------------------ */
 
 static PyMethodDef module_methods[] = {
     {"describe", (PyCFunction)(void (*)(void))native_describe, METH_FASTCALL,
      "describe(accession, pos, ref, alt) -> (change, start, end, spdi, hgvs | None) | None"},
+    {"sha1", (PyCFunction)(void (*)(void))native_sha1, METH_FASTCALL,
+     "sha1(data, portable) -> the SHA-1 digest, by the chosen or the portable block function"},
+    {"lines", (PyCFunction)(void (*)(void))native_lines, METH_FASTCALL,
+     "lines(body, tabs, marks_after) -> (tabs and newlines, colons, commas) | None"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1956,6 +2232,7 @@ static int intern_names(void)
 
 PyMODINIT_FUNC PyInit__native(void)
 {
+    sha1_choose();
     if (intern_names() < 0 || PyType_Ready(&VariantIdsType) < 0 || PyType_Ready(&LaneType) < 0 ||
         PyType_Ready(&ConsequencesType) < 0 || PyType_Ready(&EntriesType) < 0)
         return NULL;

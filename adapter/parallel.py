@@ -33,7 +33,7 @@ from .assembly import accession
 from .conformance import VariantChecks, sharing, variant_checks
 from .errors import AdapterError, TruncatedInputError
 from .fhir.variant import VariantBuilder
-from .fhir.writers import Part, ResourceWriter, open_writer
+from .fhir.writers import Part, ResourceWriter, open_writer, write_all
 from .model import AnalysisContext, ConversionSummary, Finding
 from .phasing import PhasedAllele
 from .readers.classifications import ClassificationTable
@@ -311,7 +311,7 @@ class _Worker:
         summary = ConversionSummary()
         try:
             with (
-                part.open("wb") as f,
+                part.open("wb", buffering=0) as f,
                 VcfReader(span.path, summary=summary, **self.job.reader) as reader,
             ):
                 sink = _PartSink(f)
@@ -349,8 +349,7 @@ class _PartSink:
     def send(
         self, pieces: list[bytes], ids: bytearray, count: int, records: int, aside: Aside
     ) -> None:
-        for piece in pieces:
-            self.length += self.part.write(piece)
+        self.length += write_all(self.part.fileno(), pieces)
         self.ids += ids
         self.count += count
         self.aside.add(aside)

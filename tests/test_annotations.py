@@ -305,7 +305,7 @@ _FIELD_VALUES = st.sampled_from(
 
 @settings(max_examples=300, deadline=None)
 @given(
-    alleles=st.lists(st.sampled_from(["A", "T", "G", "TTTT"]), min_size=1, max_size=6),
+    alleles=st.lists(st.sampled_from(["A", "T", "G", "TTTT", "-", "*"]), min_size=1, max_size=6),
     fields=st.lists(st.lists(_FIELD_VALUES, min_size=14, max_size=14), min_size=6, max_size=6),
     order=st.permutations(list(PrimaryRule)).map(lambda p: tuple(p[:2])),
 )
@@ -324,6 +324,8 @@ def test_entries_read_in_c_are_what_python_reads(
     python = AnnotationParser(header, primary_order=order)
     python._entries = None
     raw = ",".join("|".join([a, *f]) for a, f in zip(alleles, fields, strict=False))
-    for alts in (["A"], ["A", "T"], ["G", "A", "T"]):
-        found = native.parse("C", alts, {"CSQ": raw})
-        assert repr(found) == repr(python.parse("C", alts, {"CSQ": raw}))  # nan != nan
+    records = [("C", ["A"]), ("C", ["A", "T"]), ("C", ["G", "A", "T"]), ("CA", ["C"])]
+    records += [("C", ["CTTTT", "C*"]), ("C", ["CA", "*", "CT"]), ("C", ["<DEL>", "CA"])]
+    for ref, alts in records:  # SNVs, and indels whose alleles VEP writes without C
+        found = native.parse(ref, alts, {"CSQ": raw})
+        assert repr(found) == repr(python.parse(ref, alts, {"CSQ": raw}))  # nan != nan

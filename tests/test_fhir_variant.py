@@ -6,6 +6,7 @@ The helpers at the top are shared with the report and writer tests.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adapter._native import sha1
 from adapter.assembly import accession
 from adapter.fhir.codes import slices
 from adapter.fhir.identifiers import IdFactory
@@ -185,6 +187,15 @@ def test_repeated_identical_call_gets_a_distinct_id() -> None:
     ids = [builder.build(snv())["id"] for _ in range(3)]
     assert len(set(ids)) == 3
     assert VariantBuilder(context(), accession).build(snv())["id"] == ids[0]
+
+
+@given(st.binary(max_size=300))
+def test_sha1_of_the_ids_is_hashlibs(data: bytes) -> None:
+    """Both SHA-1 block functions in C: the SHA extensions' where the processor has them, and
+    the portable one every other machine runs."""
+    expected = hashlib.sha1(data, usedforsecurity=False).digest()
+    assert sha1(data, False) == expected
+    assert sha1(data, True) == expected
 
 
 def test_ids_are_uuid5_of_the_documented_name() -> None:

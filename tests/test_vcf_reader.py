@@ -8,8 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import cyvcf2
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from adapter._native import lines as scan
 from adapter.errors import (
     GenomeBuildError,
     HeaderMismatchError,
@@ -776,3 +780,49 @@ def test_the_example_can_be_read_by_region() -> None:
     calls, _ = read(EXAMPLE, regions=brca1)
     assert calls
     assert all(c.chrom == "chr17" and 43044294 < c.pos <= 43125482 for c in calls)
+
+
+# ---- the C scan of a block's lines, held to numpy's reading ----------------------------
+
+
+def _numpy_lines(body: bytes, tabs: int) -> tuple[list[int], list[int], list[int]] | None:
+    """What adapter._native.lines finds, the slow way: (tabs then newline of each line,
+    colons and commas from each line's FORMAT column on)."""
+    if not body.endswith(b"\n"):
+        return None
+    grid, colons, commas = [], [], []
+    start = 0
+    for line in body[:-1].split(b"\n"):
+        cuts = [start + i for i, c in enumerate(line) if c == 9]
+        if len(cuts) != tabs or line.startswith(b"\t"):
+            return None
+        grid += [*cuts, start + len(line)]
+        after = cuts[7] + 1 if tabs > 7 else start + len(line)
+        colons += [start + i for i, c in enumerate(line) if c == 58 and start + i > after - 1]
+        commas += [start + i for i, c in enumerate(line) if c == 44 and start + i > after - 1]
+        start += len(line) + 1
+    return grid, colons, commas
+
+
+_COLUMNS = st.lists(st.text(alphabet="ab:,", max_size=4), min_size=9, max_size=11)
+
+
+@given(st.lists(_COLUMNS, min_size=1, max_size=5), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_line_scan_agrees_with_numpy(rows: list[list[str]], ragged_end: bool) -> None:
+    """Lines of 9 to 11 columns, some empty (a line may start with a tab)."""
+    body = "\n".join("\t".join(r) for r in rows).encode() + (b"" if ragged_end else b"\n")
+    tabs = 9
+    expected = _numpy_lines(body, tabs)
+    found = scan(body, tabs, 7)
+    if expected is None:
+        assert found is None
+        return
+    assert found is not None
+    assert [np.frombuffer(f, np.intp).tolist() for f in found] == list(expected)
+
+
+def test_line_scan_declines_a_line_with_one_tab_too_many() -> None:
+    line = b"\t".join([b"c"] * 10) + b"\n"
+    assert scan(line * 2, 9, -1) is not None
+    assert scan(line + line.replace(b"c\n", b"c\tc\n"), 9, -1) is None

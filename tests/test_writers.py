@@ -263,3 +263,25 @@ def test_output_gets_the_mode_a_plain_write_would(tmp_path: Path, form: str) -> 
         writer.add_result(builder.build(snv()))
     expected = (0o777 if form == "ndjson" else 0o666) & ~mask
     assert stat.S_IMODE(out.stat().st_mode) == expected
+
+
+def test_write_all_writes_every_piece_in_order(tmp_path: Path) -> None:
+    """More pieces than one writev takes, some empty."""
+    pieces = [f"{i}:".encode() * (i % 3) for i in range(2500)]
+    with (tmp_path / "out").open("wb", buffering=0) as f:
+        assert writers.write_all(f.fileno(), pieces) == sum(map(len, pieces))
+    assert (tmp_path / "out").read_bytes() == b"".join(pieces)
+
+
+def test_write_all_finishes_a_short_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.writev
+
+    def short(fd: int, batch: list[bytes]) -> int:
+        """Only the first piece and half of the second, as a nearly full disk may."""
+        return real(fd, [batch[0], batch[1][: len(batch[1]) // 2]])
+
+    monkeypatch.setattr(os, "writev", short)
+    pieces = [b"alpha", b"bravo-charlie", b"delta"]
+    with (tmp_path / "out").open("wb", buffering=0) as f:
+        assert writers.write_all(f.fileno(), pieces) == 23
+    assert (tmp_path / "out").read_bytes() == b"alphabravo-charliedelta"

@@ -19,7 +19,8 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, NamedTuple, overload
@@ -41,12 +42,14 @@ __all__ = [
     "ResourceWriter",
     "open_writer",
     "variant_id",
+    "write_all",
 ]
 
 FORMS = ("transaction", "collection", "ndjson")
 _UUID_BYTES = 16
 _WRITE_BEHIND = 64 << 20  # bytes of output written before the kernel is told to write them
 _BATCH = 4096  # references serialised at a time when streaming a ReferenceList
+_IOV_MAX = 1024  # pieces one writev takes (POSIX guarantees at least 16, Linux takes 1024)
 #: UUID text 8-4-4-4-12: (first, last) hex digit of each group, and where it goes
 _UUID_GROUPS = ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24))
 
@@ -118,6 +121,28 @@ class Part(NamedTuple):
     fd: int
     offset: int
     length: int
+
+
+def write_all(fd: int, pieces: Iterable[bytes]) -> int:
+    """Write ``pieces`` to ``fd`` in order, many to a system call and none copied on the way
+    (a buffered file copies each piece into its buffer first); the bytes written."""
+    total, batch = 0, []
+    for piece in pieces:
+        batch.append(piece)
+        if len(batch) == _IOV_MAX:
+            total += _write_batch(fd, batch)
+            batch = []
+    return total + (_write_batch(fd, batch) if batch else 0)
+
+
+def _write_batch(fd: int, batch: list[bytes]) -> int:
+    size = sum(map(len, batch))
+    done = os.writev(fd, batch)
+    if done < size:  # a short write (a full disk says so on the next call): the rest plainly
+        rest = memoryview(b"".join(batch))[done:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
+    return size
 
 
 def _copy_range(fd: int, offset: int, length: int, file: IO[bytes]) -> None:
@@ -329,8 +354,9 @@ class ResourceWriter(ABC):
         """Write encoded resources of one type (one or several, concatenated)."""
         file = self._target(resource_type)
         skip = self._opening(file)
-        file.write(next(pieces)[skip:])
-        file.writelines(pieces)
+        first = next(pieces)[skip:]
+        file.flush()
+        write_all(file.fileno(), chain((first,), pieces))
         self._write_behind(file)
 
     def _copy(self, resource_type: str, part: Part) -> None:

@@ -332,30 +332,47 @@ class AnnotationParser:
         self, ref: str, alts: Sequence[str], info: InfoValues, line: int | None = None
     ) -> RecordAnnotations:
         """The annotations of one record, one AlleleAnnotation per ALT in ALT order."""
+        layout, alleles, unmatched = self._layout, None, 0
+        raw = info.get(layout.key) if layout is not None else None
+        if raw.__class__ is not str or raw == ".":  # inline: this runs for every record
+            raw = _text(raw)
+        if raw and self._entries is not None:
+            alleles = self._entries(raw, ref, alts)  # C, for all but the out of the ordinary
+        if alleles is None:
+            alleles, unmatched = self._alleles(raw, ref, alts, line)
+        if self._af_info and any(a.population_af is None for a in alleles):
+            self._frequencies_from_info(alleles, info)
+        clinvar = parse_clinvar(info) if self._clinvar else None
+        return RecordAnnotations(alleles, clinvar, unmatched)
+
+    def _alleles(
+        self, raw: str | None, ref: str, alts: Sequence[str], line: int | None
+    ) -> tuple[tuple[AlleleAnnotation, ...], int]:
+        """The alleles of one record read in Python, and its unmatched entries."""
         groups: list[list[TranscriptConsequence]] = [[] for _ in alts]
         afs: list[float | None] = [None] * len(alts)
         unmatched = 0
-        layout = self._layout
-        if layout is not None:
-            raw = info.get(layout.key)
-            if raw.__class__ is not str or raw == ".":  # inline: this runs for every record
-                raw = _text(raw)
-            if raw:
-                unmatched = self._consequences(layout, raw, (ref, alts), (groups, afs), line)
+        if raw and self._layout is not None:
+            unmatched = self._consequences(self._layout, raw, (ref, alts), (groups, afs), line)
+        alleles = tuple(
+            AlleleAnnotation(i, g[0], tuple(g[1:]), afs[i - 1])
+            if g  # the primary transcript first (see _consequences)
+            else AlleleAnnotation(i, None, (), afs[i - 1])
+            for i, g in enumerate(groups, 1)
+        )
+        return alleles, unmatched
+
+    def _frequencies_from_info(
+        self, alleles: tuple[AlleleAnnotation, ...], info: InfoValues
+    ) -> None:
+        """The population frequencies INFO gives the alleles that lack one from CSQ/ANN."""
+        afs = [a.population_af for a in alleles]
         for key in self._af_info:
             if None not in afs:
                 break
             _fill_from_info(afs, info.get(key))
-        alleles = tuple(
-            [
-                AlleleAnnotation(i, g[0], tuple(g[1:]), afs[i - 1])
-                if g  # the primary transcript first (see _consequences)
-                else AlleleAnnotation(i, None, (), afs[i - 1])
-                for i, g in enumerate(groups, 1)
-            ]
-        )
-        clinvar = parse_clinvar(info) if self._clinvar else None
-        return RecordAnnotations(alleles, clinvar, unmatched)
+        for allele, af in zip(alleles, afs, strict=True):
+            allele.population_af = af
 
     def _consequences(
         self,
@@ -371,8 +388,6 @@ class AnnotationParser:
         groups, afs = into
         plain = layout.key != "CSQ" or (len(alts) == 1 and len(alts[0]) == len(ref))
         keys = alts if plain else _vep_alleles(ref, alts)  # the common case inline
-        if self._entries is not None and self._entries(raw, list(keys), groups, afs):
-            return 0
         unmatched = 0
         for n, entry in enumerate(raw.split(","), 1):
             fields = entry.split("|")
@@ -439,7 +454,6 @@ class AnnotationParser:
 def _native_entries(layout: _Layout, order: Sequence[PrimaryRule]) -> Entries:
     """The C reader of entries in this layout, which puts each ALT's primary transcript first
     as :meth:`AnnotationParser._consequences` does."""
-    slots = tuple(f.name for f in dataclasses.fields(TranscriptConsequence))
     flags = tuple(_FLAG_CODES[rule] for rule in order)
     return Entries(
         layout.width,
@@ -447,11 +461,19 @@ def _native_entries(layout: _Layout, order: Sequence[PrimaryRule]) -> Entries:
         layout.fields,
         layout.af,
         TranscriptConsequence,
-        slots,
+        _slots(TranscriptConsequence),
         _IMPACTS,
         unquote,
         flags,
+        AlleleAnnotation,
+        _slots(AlleleAnnotation),
+        layout.key == "CSQ",
     )
+
+
+def _slots(model: type) -> tuple[str, ...]:
+    """A dataclass's fields, in order: the slots C fills."""
+    return tuple(f.name for f in dataclasses.fields(model))
 
 
 #: the PrimaryRule flags as adapter/_native.c numbers them

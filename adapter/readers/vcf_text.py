@@ -25,12 +25,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import BinaryIO, Final, Literal
+from typing import BinaryIO, Final, Literal, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
+from .._native import lines
 from ..errors import (
     HeaderMismatchError,
     MalformedRecordError,
@@ -61,7 +62,7 @@ Stream = gzip.GzipFile | BinaryIO
 
 _BGZF_EOF: Final = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 _CHUNK: Final = 1 << 20
-_TAB, _NEWLINE, _HASH, _COMMA, _COLON = 9, 10, 35, 44, 58  # byte values
+_HASH = 35  # a byte value
 _FIXED_COLUMNS: Final = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
 _NOT_VCF: Final = (
     (b"\x89PNG", "a PNG image"),
@@ -275,6 +276,17 @@ def open_stream(path: Path, compression: Compression) -> Stream:
 Indices = NDArray[np.intp]
 
 
+class _Grid(NamedTuple):
+    """Where a block's lines start and end, their tabs (a row a line), and the colons and
+    commas of their FORMAT and sample columns (when asked for)."""
+
+    starts: Indices
+    ends: Indices
+    columns: Indices
+    colons: Indices
+    commas: Indices
+
+
 def _blocks(stream: Stream) -> Iterator[bytes]:
     """The stream in blocks of whole lines, the last line given its newline if it lacks one."""
     rest = b""
@@ -287,19 +299,18 @@ def _blocks(stream: Stream) -> Iterator[bytes]:
         yield rest + b"\n"
 
 
-def _grid(data: NDArray[np.uint8], tabs: int) -> tuple[Indices, Indices, Indices] | None:
+def _grid(body: bytes, tabs: int, marks: bool = False) -> _Grid | None:
     """Line starts, line ends and tab positions (a row a line) of a block, if every line holds
-    exactly ``tabs`` tabs and none starts with one; None otherwise."""
-    ends = np.flatnonzero(data == _NEWLINE)
-    found = np.flatnonzero(data == _TAB)
-    lines = ends.size
-    if not lines or found.size != lines * tabs:
+    exactly ``tabs`` tabs and none starts with one; None otherwise. ``marks``: the colons and
+    commas from each line's FORMAT column on as well (else empty)."""
+    found = lines(body, tabs, 7 if marks else -1)
+    if found is None:
         return None
-    columns = found.reshape(lines, tabs)  # if each line holds its own tabs, row i: line i
+    grid = np.frombuffer(found[0], np.intp).reshape(-1, tabs + 1)
+    ends = grid[:, tabs]
     starts = np.concatenate(([0], ends[:-1] + 1))
-    if not ((columns[:, 0] > starts).all() and (columns[:, -1] < ends).all()):
-        return None
-    return starts, ends, columns
+    colons, commas = (np.frombuffer(m, np.intp) for m in found[1:])
+    return _Grid(starts, ends, grid[:, :tabs], colons, commas)
 
 
 def _formats(data: NDArray[np.uint8], columns: Indices) -> list[tuple[bytes, Indices]]:
@@ -373,10 +384,10 @@ class BodyScan:
         tab or '#'), and have a FORMAT whose keys are declared.
         """
         data = np.frombuffer(body, np.uint8)
-        grid = _grid(data, self.tabs)
-        if grid is None or (data[grid[0]] == _HASH).any():
+        grid = _grid(body, self.tabs)
+        if grid is None or (data[grid.starts] == _HASH).any():
             return 0
-        formats = {fmt for fmt, _ in _formats(data, grid[2])}
+        formats = {fmt for fmt, _ in _formats(data, grid.columns)}
         declared = self.header.formats
         if any(_undeclared(fmt, declared) is not None for fmt in formats - self.known_formats):
             return 0
@@ -462,19 +473,20 @@ class TextDepths:
         return chain.from_iterable(map(self._block, _blocks(stream)))
 
     def _block(self, body: bytes) -> list[Depths | None]:
-        data = np.frombuffer(body, np.uint8)
-        grid = _grid(data, self.tabs)
+        grid = _grid(body, self.tabs, marks=True)
         if grid is None:
             return [None] * body.count(b"\n")
-        _, ends, columns = grid
+        data = np.frombuffer(body, np.uint8)
+        ends, columns = grid.ends, grid.columns
         ad, total = np.full((2, ends.size), -1, np.int64)  # -1: the FORMAT lacks the key
         plain = np.zeros(ends.size, bool)
-        marks = (np.flatnonzero(data == _COLON), np.flatnonzero(data == _COMMA))
         for fmt, rows in _formats(data, columns):
             layout = self._layout(fmt)
             if layout is not None:
                 keys, ad_at, dp_at = layout
-                fields = _SampleFields(data, columns[rows, -1] + 1, ends[rows], keys, marks)
+                fields = _SampleFields(
+                    data, columns[rows, -1] + 1, ends[rows], keys, (grid.colons, grid.commas)
+                )
                 ad[rows], total[rows], plain[rows] = fields.depths(ad_at, dp_at)
         depths: list[Depths | None] = list(
             zip(_none_below_0(ad), _none_below_0(total), strict=True)
