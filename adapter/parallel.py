@@ -7,9 +7,10 @@ repeats at one locus that :class:`IdFactory` numbers never straddle two spans. T
 only cuts: it reads the text once (decompressing it if need be), writes each span after the
 header as a small plain VCF beside the output, and hands it to an idle worker. The worker
 reads it with the same :class:`VcfReader`, builds, checks and encodes its variants into a
-part file. The parent writes the parts in span order, so the output is byte for byte what
-one process writes, and the counts are the sums of the spans'. Errors name the input file
-and its line, and the first in file order is the one raised.
+part file. Span and part files are scratch files written over in place, span after span
+(:class:`_Scratch`). The parent writes the parts in span order, so the output is byte for
+byte what one process writes, and the counts are the sums of the spans'. Errors name the
+input file and its line, and the first in file order is the one raised.
 
 Beside its part, a worker sends what the span's variants bring for the report (an
 :class:`Aside`: phased alleles, findings, implications by deciding source); the parent takes
@@ -95,6 +96,28 @@ class _Span:
     index: int
     path: Path
     lines_before: int  # data lines of the input before the span's first
+    part: Path  # where the worker writes the span's encoded variants
+
+
+class _Scratch:
+    """Scratch files of one kind in a folder, handed out and taken back to be written again.
+
+    A file written over in place keeps its pages in the page cache; a new one must be given
+    fresh pages, and an unlinked one give them back, which costs more than the writing."""
+
+    def __init__(self, directory: Path, kind: str) -> None:
+        self.directory, self.kind = directory, kind
+        self.free: list[Path] = []
+        self.made = 0
+
+    def take(self) -> Path:
+        if self.free:
+            return self.free.pop()
+        self.made += 1
+        return self.directory / f"{self.kind}-{self.made}"
+
+    def give(self, path: Path) -> None:
+        self.free.append(path)
 
 
 def convert_in_parallel(
@@ -112,16 +135,16 @@ def convert_in_parallel(
     with tempfile.TemporaryDirectory(dir=writer.destination.parent, prefix=".parts.") as tmp:
         parts = Path(tmp)
         pipes = [spawn.Pipe() for _ in range(job.workers)]
-        procs = [
-            spawn.Process(target=_work, args=(job, parts, child), daemon=True) for _, child in pipes
-        ]
+        procs = [spawn.Process(target=_work, args=(job, child), daemon=True) for _, child in pipes]
         for proc in procs:
             proc.start()
         for _, child in pipes:
             child.close()
         try:
-            spans = _spans(reader, parts, job.span_bytes)
-            _Merge(writer, summary, progress, take).run([own for own, _ in pipes], spans)
+            scratch = _Scratch(parts, "span"), _Scratch(parts, "part")
+            spans = _spans(reader, scratch, job.span_bytes)
+            merge = _Merge(writer, summary, progress, take)
+            merge.run([own for own, _ in pipes], spans, scratch)
         except BaseException:
             for proc in procs:
                 proc.terminate()
@@ -136,18 +159,21 @@ def convert_in_parallel(
 # ---- the parent: cutting spans, merging parts -----------------------------------------
 
 
-def _spans(reader: VcfReader, directory: Path, size: int) -> Iterator[_Span]:
-    """The spans of the reader's file, each written to ``directory``."""
+def _spans(reader: VcfReader, scratch: tuple[_Scratch, _Scratch], size: int) -> Iterator[_Span]:
+    """The spans of the reader's file, each written to a scratch span file (over what it held
+    before), each with a scratch part file for its encodings."""
     lines_before = 0
+    spans, parts = scratch
     with open_stream(reader.path, reader.compression) as stream:
         header = b"".join(stream.readline() for _ in range(reader.header.lines))
         try:
             for index, body in enumerate(_cut(stream, size)):
-                path = directory / f"span-{index}.vcf"
-                with path.open("wb") as f:
+                path = spans.take()
+                with _in_place(path) as f:
                     f.write(header)
                     f.write(body)
-                yield _Span(index, path, lines_before)
+                    f.truncate()
+                yield _Span(index, path, lines_before, parts.take())
                 lines_before += body.count(b"\n")
         except (EOFError, OSError, zlib.error) as exc:
             raise TruncatedInputError(
@@ -155,6 +181,11 @@ def _spans(reader: VcfReader, directory: Path, size: int) -> Iterator[_Span]:
                 f"{reader.header.lines + lines_before} ({exc})",
                 source=reader.source,
             ) from exc
+
+
+def _in_place(path: Path, buffering: int = -1) -> BinaryIO:
+    """``path`` opened for writing from its start, over what it holds (not truncated)."""
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb", buffering)
 
 
 def _cut(stream: Stream, size: int) -> Iterator[bytes]:
@@ -208,10 +239,17 @@ class _Merge:
     ) -> None:
         self.writer, self.summary, self.progress, self.take = writer, summary, progress, take
 
-    def run(self, workers: list[Connection], spans: Iterator[_Span]) -> None:
-        """Every span converted and written, or the first error in file order raised."""
+    def run(
+        self,
+        workers: list[Connection],
+        spans: Iterator[_Span],
+        scratch: tuple[_Scratch, _Scratch],
+    ) -> None:
+        """Every span converted and written, or the first error in file order raised; each
+        span's scratch files given back once read."""
         idle, busy = list(workers), set[Connection]()
         results: dict[int, tuple[Any, ...]] = {}
+        sent: dict[int, _Span] = {}
         made = written = 0
         failure: AdapterError | None = None
         more = True
@@ -227,10 +265,12 @@ class _Merge:
                     break
                 conn = idle.pop()
                 conn.send(span)
+                sent[span.index] = span
                 busy.add(conn)
                 made += 1
             if written in results:
                 self._write(results.pop(written))
+                scratch[1].give(sent.pop(written).part)
                 written += 1
             elif written == made:
                 if failure is not None:
@@ -242,6 +282,7 @@ class _Merge:
                     conn = cast(Connection, ready)
                     result = _receive(conn)
                     results[result[1]] = result
+                    scratch[0].give(sent[result[1]].path)
                     busy.discard(conn)
                     idle.append(conn)
 
@@ -254,7 +295,6 @@ class _Merge:
             self.writer.add_encoded(Part(fd, 0, length), ids)
         finally:
             os.close(fd)
-            os.unlink(part)
         self.summary.records_read += span.records_read
         self.summary.variants_converted += span.variants_converted
         for reason, count in span.skipped.items():
@@ -275,7 +315,7 @@ def _receive(conn: Connection) -> tuple[Any, ...]:
 # ---- the workers ------------------------------------------------------------------------
 
 
-def _work(job: Job, parts: Path, conn: Connection) -> None:
+def _work(job: Job, conn: Connection) -> None:
     """A worker process: spans until the parent closes the pipe."""
     validator = load_validator() if job.validate else None
     with sharing(validator) as share, conn:
@@ -286,7 +326,7 @@ def _work(job: Job, parts: Path, conn: Connection) -> None:
             knowledge=job.knowledge,
             classifications=job.classifications,
         )
-        worker = _Worker(job, parts, builder)
+        worker = _Worker(job, builder)
         worker.checks = variant_checks(validator, worker.builder, ConversionSummary())
         while True:
             try:
@@ -299,19 +339,18 @@ def _work(job: Job, parts: Path, conn: Connection) -> None:
 class _Worker:
     """What a worker keeps from span to span: the builder's and the checks' memories."""
 
-    def __init__(self, job: Job, parts: Path, builder: VariantBuilder) -> None:
-        self.job, self.parts, self.builder = job, parts, builder
+    def __init__(self, job: Job, builder: VariantBuilder) -> None:
+        self.job, self.builder = job, builder
         self.encoder = open_writer(job.form, job.source, job.ctx)  # only encodes
         self.checks: VariantChecks | None = None
 
     def convert(self, span: _Span) -> tuple[Any, ...]:
         """("done", index, part file, its length, ids, span summary, span Aside), or
         ("error", index, error)."""
-        part = self.parts / f"part-{span.index}"
         summary = ConversionSummary()
         try:
             with (
-                part.open("wb", buffering=0) as f,
+                _in_place(span.part, buffering=0) as f,
                 VcfReader(span.path, summary=summary, **self.job.reader) as reader,
             ):
                 sink = _PartSink(f)
@@ -319,13 +358,12 @@ class _Worker:
                     reader, self.builder, self.encoder, self.checks, sink, chunk=self.job.chunk
                 )
             summary.variants_converted = sink.count
-            return ("done", span.index, part, sink.length, bytes(sink.ids), summary, sink.aside)
+            ids = bytes(sink.ids)
+            return ("done", span.index, span.part, sink.length, ids, summary, sink.aside)
         except AdapterError as e:
             return ("error", span.index, _located(e, self.job, span))
         except Exception as e:
             return ("error", span.index, AdapterError(f"a conversion worker failed: {e!r}"))
-        finally:
-            span.path.unlink()
 
 
 def _located(error: AdapterError, job: Job, span: _Span) -> AdapterError:

@@ -285,3 +285,14 @@ def test_write_all_finishes_a_short_write(tmp_path: Path, monkeypatch: pytest.Mo
     with (tmp_path / "out").open("wb", buffering=0) as f:
         assert writers.write_all(f.fileno(), pieces) == 23
     assert (tmp_path / "out").read_bytes() == b"alphabravo-charliedelta"
+
+
+def test_ids_sharing_their_first_half_are_no_repeat() -> None:
+    """The repeat check sorts the first eight bytes, then compares the whole of those that
+    share them: a shared first half alone is no repeat, a whole id twice is."""
+    first, second, third = (bytes([n]) * 16 for n in (1, 2, 3))
+    twin = first[:8] + second[8:]
+    assert writers._repeated(bytearray(first + twin + third)) is None
+    assert writers._repeated(bytearray(first + twin + third + twin)) == writers.uuid_text(
+        twin.hex()
+    )
