@@ -44,7 +44,14 @@ from .model import (
     Sex,
     TumorBiomarkers,
 )
-from .parallel import Aside, Job, ProgressCallback, convert_in_parallel, make_variants
+from .parallel import (
+    Aside,
+    Job,
+    ProgressCallback,
+    convert_in_parallel,
+    make_variants,
+    variant_encoding,
+)
 from .phasing import PhaseTracker
 from .readers.annotations import DEFAULT_PRIMARY_ORDER, PrimaryRule, find_sources
 from .readers.classifications import ClassificationTable, read_classifications
@@ -203,7 +210,8 @@ def convert_vcf(
                 )
                 out = _Writing(writer, summary, progress, gathering.take)
                 checks = variant_checks(validator, builder, summary)
-                make_variants(reader, builder, writer, checks, out, chunk=chunk)
+                encode = variant_encoding(builder, writer, checks)
+                make_variants(reader, builder, encode, out, chunk=chunk)
             gathering.write_later()
             interpretation = _other_results(ctx, sources, gathering, summary)
             for resource in ReportBuilder(ctx).build(writer.result_references(), interpretation):

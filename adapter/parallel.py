@@ -33,7 +33,7 @@ from typing import Any, BinaryIO, Final, NamedTuple, Protocol, cast
 from .assembly import accession
 from .conformance import VariantChecks, sharing, variant_checks
 from .errors import AdapterError, TruncatedInputError
-from .fhir.variant import VariantBuilder
+from .fhir.variant import Encoding, VariantBuilder
 from .fhir.writers import Part, ResourceWriter, open_writer, write_all
 from .model import AnalysisContext, ConversionSummary, Finding
 from .phasing import PhasedAllele
@@ -43,7 +43,15 @@ from .readers.vcf import VcfReader
 from .readers.vcf_text import Stream, open_stream
 from .validation import load_validator
 
-__all__ = ["Aside", "Job", "Sink", "Take", "convert_in_parallel", "make_variants"]
+__all__ = [
+    "Aside",
+    "Job",
+    "Sink",
+    "Take",
+    "convert_in_parallel",
+    "make_variants",
+    "variant_encoding",
+]
 
 #: callback(records_read, variants_converted), called after each chunk of variants
 ProgressCallback = Callable[[int, int], None]
@@ -326,8 +334,7 @@ def _work(job: Job, conn: Connection) -> None:
             knowledge=job.knowledge,
             classifications=job.classifications,
         )
-        worker = _Worker(job, builder)
-        worker.checks = variant_checks(validator, worker.builder, ConversionSummary())
+        worker = _Worker(job, builder, variant_checks(validator, builder, ConversionSummary()))
         while True:
             try:
                 span: _Span = conn.recv()
@@ -337,12 +344,13 @@ def _work(job: Job, conn: Connection) -> None:
 
 
 class _Worker:
-    """What a worker keeps from span to span: the builder's and the checks' memories."""
+    """What a worker keeps from span to span: the builder's and the checks' memories, and
+    the encoding with the templates it has learnt."""
 
-    def __init__(self, job: Job, builder: VariantBuilder) -> None:
+    def __init__(self, job: Job, builder: VariantBuilder, checks: VariantChecks | None) -> None:
         self.job, self.builder = job, builder
-        self.encoder = open_writer(job.form, job.source, job.ctx)  # only encodes
-        self.checks: VariantChecks | None = None
+        encoder = open_writer(job.form, job.source, job.ctx)  # only encodes
+        self.encode = variant_encoding(builder, encoder, checks)
 
     def convert(self, span: _Span) -> tuple[Any, ...]:
         """("done", index, part file, its length, ids, span summary, span Aside), or
@@ -354,9 +362,7 @@ class _Worker:
                 VcfReader(span.path, summary=summary, **self.job.reader) as reader,
             ):
                 sink = _PartSink(f)
-                make_variants(
-                    reader, self.builder, self.encoder, self.checks, sink, chunk=self.job.chunk
-                )
+                make_variants(reader, self.builder, self.encode, sink, chunk=self.job.chunk)
             summary.variants_converted = sink.count
             ids = bytes(sink.ids)
             return ("done", span.index, span.part, sink.length, ids, summary, sink.aside)
@@ -406,23 +412,24 @@ class Sink(Protocol):
         """``count`` variants, made after reading ``records`` records."""
 
 
-def make_variants(
-    reader: VcfReader,
-    builder: VariantBuilder,
-    encoder: ResourceWriter,
-    checks: VariantChecks | None,
-    out: Sink,
-    *,
-    chunk: int,
-) -> None:
-    """Variants of the reader's calls, encoded as ``encoder`` writes them, ``chunk`` at a
-    time, each shown to ``checks`` first; with each chunk, what its variants brought."""
-    encode = builder.encoding(
+def variant_encoding(
+    builder: VariantBuilder, encoder: ResourceWriter, checks: VariantChecks | None
+) -> Encoding:
+    """The builder's variants encoded as ``encoder`` writes them, each shown to ``checks``
+    first: made once and kept, since it learns a template for each shape it meets."""
+    return builder.encoding(
         encoder.encode_variant,
         checks,
         checks.check if checks is not None else None,
         references=encoder.reference_prefix,
     )
+
+
+def make_variants(
+    reader: VcfReader, builder: VariantBuilder, encode: Encoding, out: Sink, *, chunk: int
+) -> None:
+    """Variants of the reader's calls by ``encode`` (:func:`variant_encoding`), ``chunk`` at
+    a time; with each chunk, what its variants brought (the builder's gatherings)."""
     summary = reader.summary
     pieces: list[bytes] = []
     ids = bytearray()

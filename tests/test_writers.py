@@ -296,3 +296,23 @@ def test_ids_sharing_their_first_half_are_no_repeat() -> None:
     assert writers._repeated(bytearray(first + twin + third + twin)) == writers.uuid_text(
         twin.hex()
     )
+
+
+def test_write_all_holds_no_more_than_a_megabyte_of_a_long_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a report of millions of results, streamed in pieces of a few hundred KB,
+    was gathered 1024 pieces at a time (hundreds of MB) before each writev."""
+    batches: list[int] = []
+    real = os.writev
+
+    def counted(fd: int, batch: list[bytes]) -> int:
+        batches.append(sum(map(len, batch)))
+        return real(fd, batch)
+
+    monkeypatch.setattr(os, "writev", counted)
+    piece = b"r" * (300 << 10)
+    with (tmp_path / "out").open("wb", buffering=0) as f:
+        writers.write_all(f.fileno(), (piece for _ in range(20)))
+    assert sum(batches) == 20 * len(piece)
+    assert max(batches) <= (1 << 20) + len(piece)

@@ -50,6 +50,7 @@ _UUID_BYTES = 16
 _WRITE_BEHIND = 64 << 20  # bytes of output written before the kernel is told to write them
 _BATCH = 4096  # references serialised at a time when streaming a ReferenceList
 _IOV_MAX = 1024  # pieces one writev takes (POSIX guarantees at least 16, Linux takes 1024)
+_WRITE_HELD = 1 << 20  # bytes of pieces held for one writev
 #: UUID text 8-4-4-4-12: (first, last) hex digit of each group, and where it goes
 _UUID_GROUPS = ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24))
 
@@ -132,13 +133,15 @@ class Part(NamedTuple):
 
 def write_all(fd: int, pieces: Iterable[bytes]) -> int:
     """Write ``pieces`` to ``fd`` in order, many to a system call and none copied on the way
-    (a buffered file copies each piece into its buffer first); the bytes written."""
-    total, batch = 0, []
+    (a buffered file copies each piece into its buffer first); the bytes written. At most
+    :data:`_WRITE_HELD` bytes are held: the pieces may be a long report's stream."""
+    total, held, batch = 0, 0, []
     for piece in pieces:
         batch.append(piece)
-        if len(batch) == _IOV_MAX:
+        held += len(piece)
+        if len(batch) == _IOV_MAX or held >= _WRITE_HELD:
             total += _write_batch(fd, batch)
-            batch = []
+            held, batch = 0, []
     return total + (_write_batch(fd, batch) if batch else 0)
 
 
