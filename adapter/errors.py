@@ -12,7 +12,10 @@ Every failure a user can cause or act on is an :class:`AdapterError`::
     │   │   ├── UnknownSampleError
     │   │   └── UnknownContigError
     │   ├── RegionError       bad --region or BED file
-    │   └── GenomeBuildError  build unknown, or contradicting the header
+    │   ├── GenomeBuildError  build unknown, or contradicting the header
+    │   └── PolicyError       a policy input cannot be used (nothing is disclosed on it)
+    │       ├── ConsentError      a Consent malformed, unsupported or for another patient
+    │       └── PolicyFileError   the policy file has an unknown key or a bad value
     ├── OptionsError          conflicting or invalid options
     ├── ValidationFailed      emitted FHIR did not conform to its profile
     ├── PackageError          a pinned FHIR package is missing or fails its integrity hash
@@ -30,6 +33,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AdapterError",
+    "ConsentError",
     "GenomeBuildError",
     "HeaderMismatchError",
     "InputError",
@@ -38,6 +42,8 @@ __all__ = [
     "OptionsError",
     "OutputError",
     "PackageError",
+    "PolicyError",
+    "PolicyFileError",
     "RegionError",
     "TruncatedInputError",
     "UnknownContigError",
@@ -161,6 +167,19 @@ class RegionError(InputError):
 
 class GenomeBuildError(InputError):
     """The genome build cannot be determined or contradicts the header."""
+
+
+class PolicyError(InputError):
+    """A policy input (a Consent, the policy file, the ACMG table) cannot be used. The policy
+    engine never permits on such input: the caller gets this error, never a silent permit."""
+
+
+class ConsentError(PolicyError):
+    """A Consent resource is malformed, of an unsupported shape, or for another patient."""
+
+
+class PolicyFileError(PolicyError):
+    """The policy file has an unknown key, a missing one, or a value out of range."""
 
 
 class OptionsError(AdapterError):

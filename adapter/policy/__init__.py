@@ -1,0 +1,33 @@
+"""Consent and secondary-finding policy: what may be disclosed, to whom, for what purpose.
+
+Readers of the policy inputs (FHIR Consent R4/R5, the policy file, the ACMG secondary-findings
+table) feed one decision engine that every path emitting data calls before writing or sending.
+"""
+
+from __future__ import annotations
+
+from .rules import Combining, MinorOnset, Policy, default_policy, load_policy
+from .secondary import (
+    AcmgSfList,
+    CandidateAllele,
+    ListedGene,
+    ReportingRule,
+    SecondaryFindingDecision,
+    acmg_sf_list,
+    evaluate_secondary_findings,
+)
+
+__all__ = [
+    "AcmgSfList",
+    "CandidateAllele",
+    "Combining",
+    "ListedGene",
+    "MinorOnset",
+    "Policy",
+    "ReportingRule",
+    "SecondaryFindingDecision",
+    "acmg_sf_list",
+    "default_policy",
+    "evaluate_secondary_findings",
+    "load_policy",
+]
