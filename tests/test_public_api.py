@@ -1,13 +1,19 @@
 """The package's public surface is what __all__ says, and every name in it exists."""
 
+from types import ModuleType
+
+import pytest
+
 import adapter
+import adapter.policy
 from adapter import errors
 
 
-def test_all_names_exist_and_are_sorted() -> None:
-    assert sorted(adapter.__all__) == adapter.__all__
-    for name in adapter.__all__:
-        assert hasattr(adapter, name), name
+@pytest.mark.parametrize("package", [adapter, adapter.policy], ids=lambda p: p.__name__)
+def test_all_names_exist_and_are_sorted(package: ModuleType) -> None:
+    assert sorted(package.__all__) == package.__all__
+    for name in package.__all__:
+        assert hasattr(package, name), name
 
 
 def test_every_error_is_rooted_in_adapter_error() -> None:

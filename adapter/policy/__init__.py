@@ -6,6 +6,16 @@ table) feed one decision engine that every path emitting data calls before writi
 
 from __future__ import annotations
 
+from .consent import (
+    Consent,
+    ConsentProvision,
+    ConsentStatus,
+    FhirVersion,
+    ProvisionType,
+    consent_from_dict,
+    consent_from_json,
+    read_consent,
+)
 from .rules import Combining, MinorOnset, Policy, default_policy, load_policy
 from .secondary import (
     AcmgSfList,
@@ -21,13 +31,21 @@ __all__ = [
     "AcmgSfList",
     "CandidateAllele",
     "Combining",
+    "Consent",
+    "ConsentProvision",
+    "ConsentStatus",
+    "FhirVersion",
     "ListedGene",
     "MinorOnset",
     "Policy",
+    "ProvisionType",
     "ReportingRule",
     "SecondaryFindingDecision",
     "acmg_sf_list",
+    "consent_from_dict",
+    "consent_from_json",
     "default_policy",
     "evaluate_secondary_findings",
     "load_policy",
+    "read_consent",
 ]
