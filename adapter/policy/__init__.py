@@ -16,6 +16,15 @@ from .consent import (
     consent_from_json,
     read_consent,
 )
+from .engine import (
+    Decision,
+    Effect,
+    Item,
+    Reason,
+    Request,
+    decide,
+    item_of,
+)
 from .rules import Combining, MinorOnset, Policy, default_policy, load_policy
 from .secondary import (
     AcmgSfList,
@@ -34,18 +43,25 @@ __all__ = [
     "Consent",
     "ConsentProvision",
     "ConsentStatus",
+    "Decision",
+    "Effect",
     "FhirVersion",
+    "Item",
     "ListedGene",
     "MinorOnset",
     "Policy",
     "ProvisionType",
+    "Reason",
     "ReportingRule",
+    "Request",
     "SecondaryFindingDecision",
     "acmg_sf_list",
     "consent_from_dict",
     "consent_from_json",
+    "decide",
     "default_policy",
     "evaluate_secondary_findings",
+    "item_of",
     "load_policy",
     "read_consent",
 ]

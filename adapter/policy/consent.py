@@ -258,6 +258,12 @@ class Consent:
         """When the consent applies: R4 root ``provision.period``, R5 ``period``."""
         return self.provision.period
 
+    @property
+    def agreed_at(self) -> datetime | None:
+        """When the consent was agreed (``date``) as its first instant; None if not given."""
+        found = _DATE_TIME.fullmatch(self.date or "")
+        return _instants(found)[0] if found else None
+
     def in_force(self, at: datetime) -> bool:
         """Whether the consent binds at the instant ``at``: active, and ``at`` in its period."""
         inside = self.period is None or self.period.contains(at)

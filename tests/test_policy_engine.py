@@ -1,0 +1,301 @@
+"""The disclosure decision, scenario by scenario, at a fixed instant."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from adapter.errors import PolicyError
+from adapter.model import ClinicalSignificance, Sex, Zygosity
+from adapter.policy import Combining, Consent, consent_from_dict, default_policy
+from adapter.policy.consent import Reference
+from adapter.policy.engine import (
+    ADULT_ONSET_IN_MINOR,
+    CATEGORY_CODES,
+    SECONDARY_FINDINGS,
+    Effect,
+    Item,
+    Request,
+    decide,
+    item_of,
+)
+from adapter.policy.rules import ACT_REASON, MinorOnset
+from adapter.policy.secondary import (
+    CandidateAllele,
+    Category,
+    SecondaryFindingDecision,
+    evaluate_secondary_findings,
+)
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+ADULT = date(1980, 3, 1)
+CHILD = date(2014, 6, 1)
+PRIMARY = Item()
+BRCA1 = Item(secondary=Category.CANCER, adult_onset=True)  # cancer predisposition, adult onset
+KCNQ1 = Item(secondary=Category.CARDIOVASCULAR, adult_onset=None)  # not derived in the table
+RB1 = Item(secondary=Category.CANCER, adult_onset=False)  # retinoblastoma: childhood onset
+POLICY = default_policy()
+PATHOGENIC = ClinicalSignificance.PATHOGENIC
+
+
+def treat(**changes: Any) -> Request:
+    return replace(Request("TREAT", NOW, ADULT), **changes)
+
+
+def code(coding: Any) -> dict[str, str]:
+    return {"system": coding.system, "code": coding.code}
+
+
+def purpose(value: str) -> dict[str, str]:
+    return {"system": ACT_REASON, "code": value}
+
+
+def consent(
+    rid: str,
+    *nested: dict[str, Any],
+    base: str = "permit",
+    status: str = "active",
+    period: dict[str, str] | None = None,
+    when: str = "2025-01-10T09:00:00Z",
+    scope: str = "treatment",
+) -> Consent:
+    """An R4 Consent of patient p1: a base decision and nested provisions."""
+    root: dict[str, Any] = {"type": base, "provision": list(nested)}
+    if period is not None:
+        root["period"] = period
+    scope_system = "http://terminology.hl7.org/CodeSystem/consentscope"
+    resource = {
+        "resourceType": "Consent",
+        "id": rid,
+        "status": status,
+        "scope": {"coding": [{"system": scope_system, "code": scope}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": "Patient/p1"},
+        "dateTime": when,
+        "provision": root,
+    }
+    if not nested:
+        del root["provision"]
+    return consent_from_dict(resource)
+
+
+def provision(
+    kind: str, *codes: Any, purposes: tuple[str, ...] = (), **more: Any
+) -> dict[str, Any]:
+    found: dict[str, Any] = {"type": kind}
+    if codes:
+        found["code"] = [{"coding": [code(c)]} for c in codes]
+    if purposes:
+        found["purpose"] = [purpose(p) for p in purposes]
+    return found | more
+
+
+OPT_IN = consent("opt-in", provision("permit", SECONDARY_FINDINGS))
+OPT_OUT = consent("opt-out", provision("deny", SECONDARY_FINDINGS))
+CANCER_ONLY = consent("cancer-only", provision("permit", CATEGORY_CODES[Category.CANCER]))
+
+
+# ---- no consent on file ------------------------------------------------------------------
+
+
+def test_no_consent_permits_treatment_use_of_a_primary_finding() -> None:
+    decision = decide(PRIMARY, treat(), [], POLICY)
+    assert decision.permitted
+    assert decision.reasons[0].rule == "policy.no_consent"
+
+
+@pytest.mark.parametrize(
+    ("item", "request_", "rule", "words"),
+    [
+        (BRCA1, treat(), "policy.no_consent", "secondary findings need a consent"),
+        (PRIMARY, treat(purpose="HRESCH"), "policy.no_consent", "research needs"),
+        (PRIMARY, treat(purpose="HOPERAT"), "policy.no_consent", "only ETREAT, TREAT"),
+        (PRIMARY, treat(purpose="HMARKT"), "policy.never", "HMARKT"),
+        (PRIMARY, treat(purpose=None), "policy.purpose_required", "no purpose of use"),
+    ],
+)
+def test_no_consent_denies_the_rest(item: Item, request_: Request, rule: str, words: str) -> None:
+    decision = decide(item, request_, [], POLICY)
+    assert decision.effect is Effect.DENY
+    assert decision.reasons[-1].rule == rule
+    assert words in decision.reasons[-1].text
+
+
+def test_marketing_is_denied_even_under_a_consent_that_permits_it() -> None:
+    everything = consent("all", provision("permit", purposes=("HMARKT",)))
+    assert not decide(PRIMARY, treat(purpose="HMARKT"), [everything], POLICY).permitted
+
+
+# ---- opt-in, opt-out, categories -----------------------------------------------------------
+
+
+def test_opt_in_discloses_a_secondary_finding_and_names_the_provision() -> None:
+    decision = decide(BRCA1, treat(), [OPT_IN], POLICY)
+    assert decision.permitted
+    assert (decision.reasons[0].consent, decision.reasons[0].provision) == (
+        "Consent/opt-in",
+        "provision.provision[0]",
+    )
+
+
+def test_a_general_permit_is_no_consent_to_secondary_findings() -> None:
+    general = consent("general")
+    assert decide(PRIMARY, treat(), [general], POLICY).permitted
+    decision = decide(BRCA1, treat(), [general], POLICY)
+    assert not decision.permitted
+    assert "does not name secondary findings" in decision.reasons[0].text
+
+
+def test_opt_out_withholds_secondary_findings_only() -> None:
+    assert decide(PRIMARY, treat(), [OPT_OUT], POLICY).permitted
+    decision = decide(BRCA1, treat(), [OPT_OUT], POLICY)
+    assert not decision.permitted
+    assert decision.reasons[0].provision == "provision.provision[0]"
+
+
+def test_a_category_limited_opt_in_discloses_that_category_alone() -> None:
+    assert decide(BRCA1, treat(), [CANCER_ONLY], POLICY).permitted
+    assert not decide(KCNQ1, treat(), [CANCER_ONLY], POLICY).permitted
+
+
+# ---- time and status -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"period": {"start": "2024-01-01", "end": "2025-12-31"}},  # expired
+        {"period": {"start": "2027-01-01"}},  # not yet valid
+        {"status": "inactive"},  # revoked
+        {"status": "rejected"},
+    ],
+    ids=["expired", "not-yet-valid", "revoked", "rejected"],
+)
+def test_a_consent_not_in_force_leaves_the_default(changes: dict[str, Any]) -> None:
+    dormant = consent("dormant", provision("permit", SECONDARY_FINDINGS), **changes)
+    decision = decide(BRCA1, treat(), [dormant], POLICY)
+    assert not decision.permitted
+    assert decision.reasons[0].rule == "policy.no_consent"
+
+
+# ---- several consents ----------------------------------------------------------------------
+
+
+def test_conflicting_consents_deny_by_default() -> None:
+    later_opt_out = consent("later", provision("deny", SECONDARY_FINDINGS), when="2026-02-01")
+    decision = decide(BRCA1, treat(), [OPT_IN, later_opt_out], POLICY)
+    assert not decision.permitted
+    assert decision.reasons[0].consent == "Consent/later"
+
+
+def test_most_recent_lets_the_latest_consent_decide() -> None:
+    policy = replace(POLICY, combining=Combining.MOST_RECENT)
+    earlier_opt_out = consent("earlier", provision("deny", SECONDARY_FINDINGS), when="2024-02-01")
+    later_opt_out = consent("later", provision("deny", SECONDARY_FINDINGS), when="2026-02-01")
+    assert decide(BRCA1, treat(), [earlier_opt_out, OPT_IN], policy).permitted
+    assert not decide(BRCA1, treat(), [OPT_IN, later_opt_out], policy).permitted
+
+
+# ---- minors ----------------------------------------------------------------------------
+
+
+def test_a_minor_gets_no_adult_onset_finding_without_a_guardian_permit() -> None:
+    decision = decide(BRCA1, treat(birth_date=CHILD), [OPT_IN], POLICY)
+    assert not decision.permitted
+    assert decision.reasons[-1].rule == "minor"
+    not_derived = decide(KCNQ1, treat(birth_date=CHILD), [OPT_IN], POLICY)
+    assert not not_derived.permitted and "not derived" in not_derived.reasons[-1].text
+
+
+def test_a_minor_gets_a_childhood_onset_finding() -> None:
+    assert decide(RB1, treat(birth_date=CHILD), [OPT_IN], POLICY).permitted
+
+
+def test_a_guardian_may_permit_adult_onset_findings_unless_the_policy_withholds_them() -> None:
+    guardian = consent("guardian", provision("permit", SECONDARY_FINDINGS, ADULT_ONSET_IN_MINOR))
+    assert decide(BRCA1, treat(birth_date=CHILD), [guardian], POLICY).permitted
+    strict = replace(POLICY, minors=replace(POLICY.minors, adult_onset=MinorOnset.WITHHOLD))
+    assert not decide(BRCA1, treat(birth_date=CHILD), [guardian], strict).permitted
+
+
+def test_eighteen_on_the_day_is_an_adult() -> None:
+    birthday = date(NOW.year - 18, NOW.month, NOW.day)
+    assert decide(BRCA1, treat(birth_date=birthday), [OPT_IN], POLICY).permitted
+    day_after = date(NOW.year - 18, NOW.month, NOW.day + 1)
+    assert not decide(BRCA1, treat(birth_date=day_after), [OPT_IN], POLICY).permitted
+
+
+def test_a_secondary_finding_without_a_birth_date_is_an_error_not_a_permit() -> None:
+    with pytest.raises(PolicyError, match="birth date") as caught:
+        decide(BRCA1, treat(birth_date=None), [OPT_IN], POLICY)
+    assert caught.value.field == "Patient.birthDate"
+
+
+# ---- research, break-glass, actors ---------------------------------------------------------
+
+
+def test_research_needs_a_consent_that_names_research() -> None:
+    research = consent("research", provision("permit", purposes=("HRESCH",)), scope="research")
+    assert decide(PRIMARY, treat(purpose="HRESCH"), [research], POLICY).permitted
+    treatment_only = consent("treatment", provision("permit", purposes=("TREAT",)))
+    decision = decide(PRIMARY, treat(purpose="HRESCH"), [treatment_only], POLICY)
+    assert not decision.permitted
+
+
+def test_break_glass_never_unlocks_a_secondary_finding() -> None:
+    emergency = treat(purpose="ETREAT", break_glass=True)
+    decision = decide(BRCA1, emergency, [OPT_IN], POLICY)
+    assert not decision.permitted
+    assert decision.reasons[-1].rule == "break-glass"
+    assert decide(PRIMARY, emergency, [OPT_IN], POLICY).permitted
+
+
+def test_an_unknown_recipient_meets_a_deny_for_an_actor_but_no_permit_for_one() -> None:
+    lab = Reference("Organization/research-lab")
+    actor = {
+        "actor": [
+            {
+                "role": {"coding": [{"system": "x", "code": "IRCP"}]},
+                "reference": {"reference": "Organization/research-lab"},
+            }
+        ]
+    }
+    only_lab = consent("only-lab", provision("permit", SECONDARY_FINDINGS, **actor))
+    assert decide(BRCA1, treat(actor=lab), [only_lab], POLICY).permitted
+    assert not decide(BRCA1, treat(actor=None), [only_lab], POLICY).permitted
+    not_lab = consent("not-lab", provision("deny", **actor))
+    assert not decide(PRIMARY, treat(actor=None), [not_lab], POLICY).permitted
+    other = Reference("Organization/hospital")
+    assert decide(PRIMARY, treat(actor=other), [not_lab], POLICY).permitted
+
+
+# ---- primary or secondary ----------------------------------------------------------------
+
+
+def _decisions(*alleles: CandidateAllele) -> dict[str, SecondaryFindingDecision]:
+    return evaluate_secondary_findings(alleles, Sex.FEMALE)
+
+
+def test_a_listed_gene_outside_the_indication_is_a_secondary_finding() -> None:
+    brca1 = CandidateAllele("BRCA1", PATHOGENIC, Zygosity.HETEROZYGOUS, hgvs_p="p.Glu23ValfsTer17")
+    found = item_of("BRCA1", frozenset({"MYH7", "TNNT2"}), _decisions(brca1))
+    assert found is not None and found.secondary is Category.CANCER
+    assert found.adult_onset is True
+
+
+def test_a_listed_gene_in_the_indication_is_primary() -> None:
+    brca1 = CandidateAllele("BRCA1", PATHOGENIC, Zygosity.HETEROZYGOUS)
+    assert item_of("BRCA1", frozenset({"BRCA1", "BRCA2"}), _decisions(brca1)) == Item()
+
+
+def test_genes_off_the_list_and_results_without_a_gene_are_primary() -> None:
+    assert item_of("CFTR", frozenset({"MYH7"}), {}) == Item()
+    assert item_of(None, frozenset(), {}) == Item()
+
+
+def test_a_listed_allele_the_acmg_rule_does_not_report_is_never_disclosed() -> None:
+    one_mutyh = CandidateAllele("MUTYH", PATHOGENIC, Zygosity.HETEROZYGOUS, hgvs_p="p.Tyr179Cys")
+    assert item_of("MUTYH", frozenset({"MYH7"}), _decisions(one_mutyh)) is None
