@@ -15,6 +15,7 @@ from adapter.policy.consent import Reference
 from adapter.policy.engine import (
     ADULT_ONSET_IN_MINOR,
     CATEGORY_CODES,
+    DISCLOSURE,
     SECONDARY_FINDINGS,
     Effect,
     Item,
@@ -29,6 +30,7 @@ from adapter.policy.secondary import (
     SecondaryFindingDecision,
     evaluate_secondary_findings,
 )
+from adapter.resources import data_dir
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ADULT = date(1980, 3, 1)
@@ -299,3 +301,58 @@ def test_genes_off_the_list_and_results_without_a_gene_are_primary() -> None:
 def test_a_listed_allele_the_acmg_rule_does_not_report_is_never_disclosed() -> None:
     one_mutyh = CandidateAllele("MUTYH", PATHOGENIC, Zygosity.HETEROZYGOUS, hgvs_p="p.Tyr179Cys")
     assert item_of("MUTYH", frozenset({"MYH7"}), _decisions(one_mutyh)) is None
+
+
+def test_the_convention_codes_are_those_of_the_shipped_code_system() -> None:
+    """profiles/CodeSystem-genomic-disclosure.json is the convention's publication: the
+    engine's codes, and nothing else, and a valid R4 CodeSystem."""
+    from fhir.resources.R4B.codesystem import CodeSystem
+
+    path = data_dir("profiles") / "CodeSystem-genomic-disclosure.json"
+    system = CodeSystem.model_validate_json(path.read_text())
+    assert system.url == DISCLOSURE
+
+    def codes(concepts: Any) -> set[str]:
+        return {c.code for c in concepts or ()} | {
+            code for c in concepts or () for code in codes(c.concept)
+        }
+
+    engine = {SECONDARY_FINDINGS.code, ADULT_ONSET_IN_MINOR.code}
+    engine |= {c.code for c in CATEGORY_CODES.values()}
+    assert codes(system.concept) == engine | {"secondary-finding"}
+    assert system.count == len(engine) + 1
+
+
+def test_the_readme_r5_convention_permits_treatment_and_cancer_findings() -> None:
+    """R5 negates each level: a base deny, then permits for treatment use and for cancer
+    secondary findings (README, 'Consent and secondary-finding policy')."""
+    r5 = consent_from_dict(
+        {
+            "resourceType": "Consent",
+            "id": "r5-cancer",
+            "status": "active",
+            "subject": {"reference": "Patient/p1"},
+            "date": "2025-03-01",
+            "decision": "deny",
+            "provision": [
+                {"purpose": [purpose("TREAT")]},
+                {"code": [{"coding": [code(CATEGORY_CODES[Category.CANCER])]}]},
+            ],
+        }
+    )
+    assert decide(PRIMARY, treat(), [r5], POLICY).permitted
+    assert decide(BRCA1, treat(), [r5], POLICY).permitted
+    assert not decide(KCNQ1, treat(), [r5], POLICY).permitted
+    assert not decide(PRIMARY, treat(purpose="HOPERAT"), [r5], POLICY).permitted
+
+
+def test_of_two_applying_siblings_the_deny_decides() -> None:
+    both = consent(
+        "both",
+        provision("permit", SECONDARY_FINDINGS),
+        provision("deny", CATEGORY_CODES[Category.CANCER]),
+    )
+    decision = decide(BRCA1, treat(), [both], POLICY)
+    assert not decision.permitted
+    assert decision.reasons[0].provision == "provision.provision[1]"
+    assert decide(KCNQ1, treat(), [both], POLICY).permitted

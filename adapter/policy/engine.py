@@ -200,10 +200,21 @@ def _verdict(consent: Consent, item: Item, request: Request, policy: Policy) -> 
 def _deepest(
     node: ConsentProvision, item: Item, request: Request, path: str
 ) -> tuple[ConsentProvision, str]:
-    for i, child in enumerate(node.provisions):
-        if _applies(child, item, request):
-            return _deepest(child, item, request, f"{path}.provision[{i}]")
-    return node, path
+    """Down the applying provisions to the deepest. Of siblings that apply, a deny goes
+    first (the safe side), then a permit naming the item's codes, then the first permit."""
+    applying = [(i, c) for i, c in enumerate(node.provisions) if _applies(c, item, request)]
+    if not applying:
+        return node, path
+    codes = _item_codes(item)
+    i, child = min(
+        applying,
+        key=lambda found: (
+            found[1].type is not ProvisionType.DENY,
+            not codes & set(found[1].codes),
+            found[0],
+        ),
+    )
+    return _deepest(child, item, request, f"{path}.provision[{i}]")
 
 
 def _explicit_enough(
