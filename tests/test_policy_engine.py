@@ -356,3 +356,22 @@ def test_of_two_applying_siblings_the_deny_decides() -> None:
     assert not decision.permitted
     assert decision.reasons[0].provision == "provision.provision[1]"
     assert decide(KCNQ1, treat(), [both], POLICY).permitted
+
+
+def test_the_consent_profile_and_its_value_set_are_valid_r4_and_name_the_code_system() -> None:
+    from fhir.resources.R4B.structuredefinition import StructureDefinition
+    from fhir.resources.R4B.valueset import ValueSet
+
+    profiles = data_dir("profiles")
+    value_set = ValueSet.model_validate_json(
+        (profiles / "ValueSet-genomic-disclosure.json").read_text()
+    )
+    assert value_set.compose is not None
+    assert [i.system for i in value_set.compose.include] == [DISCLOSURE]
+    profile = StructureDefinition.model_validate_json(
+        (profiles / "StructureDefinition-genomic-consent.json").read_text()
+    )
+    assert profile.type == "Consent" and profile.fhirVersion == "4.0.1"
+    assert profile.differential is not None
+    bound = [e.binding.valueSet for e in profile.differential.element if e.binding is not None]
+    assert bound == [value_set.url]
