@@ -375,3 +375,27 @@ def test_the_consent_profile_and_its_value_set_are_valid_r4_and_name_the_code_sy
     assert profile.differential is not None
     bound = [e.binding.valueSet for e in profile.differential.element if e.binding is not None]
     assert bound == [value_set.url]
+
+
+def test_a_deny_reads_denies_and_a_consent_without_id_is_not_named() -> None:
+    """Regression: reasons read 'the consent's provision denys', and named 'Consent/None'."""
+    decision = decide(BRCA1, treat(), [OPT_OUT], POLICY)
+    assert decision.reasons[0].text == "the consent's provision denies"
+    nameless = consent_from_dict(
+        {
+            "resourceType": "Consent",
+            "status": "active",
+            "scope": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                        "code": "treatment",
+                    }
+                ]
+            },
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": "Patient/p1"},
+            "provision": {"type": "deny"},
+        }
+    )
+    assert decide(PRIMARY, treat(), [nameless], POLICY).reasons[0].consent is None

@@ -6,6 +6,7 @@ table) feed one decision engine that every path emitting data calls before writi
 
 from __future__ import annotations
 
+from .audit import audit_event, provenance
 from .consent import (
     Consent,
     ConsentProvision,
@@ -56,6 +57,7 @@ __all__ = [
     "Request",
     "SecondaryFindingDecision",
     "acmg_sf_list",
+    "audit_event",
     "consent_from_dict",
     "consent_from_json",
     "decide",
@@ -63,5 +65,6 @@ __all__ = [
     "evaluate_secondary_findings",
     "item_of",
     "load_policy",
+    "provenance",
     "read_consent",
 ]

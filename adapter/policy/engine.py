@@ -176,7 +176,8 @@ class _Verdict:
     text: str
 
     def reason(self) -> Reason:
-        name = None if self.consent is None else f"Consent/{self.consent.id}"
+        consent = self.consent
+        name = None if consent is None or consent.id is None else f"Consent/{consent.id}"
         return Reason("consent", self.text, consent=name, provision=self.path)
 
 
@@ -193,7 +194,8 @@ def _verdict(consent: Consent, item: Item, request: Request, policy: Policy) -> 
         what = "secondary findings" if item.secondary is not None else "research"
         text = f"the consent permits, but does not name {what}"
         return _Verdict(None, consent, provision, path, text)
-    text = f"the consent's {'base decision' if path == 'provision' else 'provision'} {effect}s"
+    verb = "permits" if effect is Effect.PERMIT else "denies"
+    text = f"the consent's {'base decision' if path == 'provision' else 'provision'} {verb}"
     return _Verdict(effect, consent, provision, path, text)
 
 
