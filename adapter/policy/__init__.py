@@ -17,6 +17,7 @@ from .consent import (
     consent_from_json,
     read_consent,
 )
+from .deidentify import Deidentifier
 from .engine import (
     Decision,
     Effect,
@@ -26,6 +27,7 @@ from .engine import (
     decide,
     item_of,
 )
+from .labels import labelled, labels_of
 from .rules import Combining, MinorOnset, Policy, default_policy, load_policy
 from .secondary import (
     AcmgSfList,
@@ -45,6 +47,7 @@ __all__ = [
     "ConsentProvision",
     "ConsentStatus",
     "Decision",
+    "Deidentifier",
     "Effect",
     "FhirVersion",
     "Item",
@@ -64,6 +67,8 @@ __all__ = [
     "default_policy",
     "evaluate_secondary_findings",
     "item_of",
+    "labelled",
+    "labels_of",
     "load_policy",
     "provenance",
     "read_consent",
