@@ -56,7 +56,7 @@ def purpose(value: str) -> dict[str, str]:
 
 
 def consent(
-    rid: str,
+    rid: str | None,
     *nested: dict[str, Any],
     base: str = "permit",
     status: str = "active",
@@ -81,6 +81,8 @@ def consent(
     }
     if not nested:
         del root["provision"]
+    if rid is None:
+        del resource["id"]
     return consent_from_dict(resource)
 
 
@@ -381,21 +383,5 @@ def test_a_deny_reads_denies_and_a_consent_without_id_is_not_named() -> None:
     """Regression: reasons read 'the consent's provision denys', and named 'Consent/None'."""
     decision = decide(BRCA1, treat(), [OPT_OUT], POLICY)
     assert decision.reasons[0].text == "the consent's provision denies"
-    nameless = consent_from_dict(
-        {
-            "resourceType": "Consent",
-            "status": "active",
-            "scope": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                        "code": "treatment",
-                    }
-                ]
-            },
-            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-            "patient": {"reference": "Patient/p1"},
-            "provision": {"type": "deny"},
-        }
-    )
+    nameless = consent(None, base="deny")
     assert decide(PRIMARY, treat(), [nameless], POLICY).reasons[0].consent is None
