@@ -16,6 +16,7 @@ from adapter._native import Lane
 from adapter.assembly import accession
 from adapter.convert import OutputFormat, convert_vcf
 from adapter.errors import GenomeBuildError, InputError
+from adapter.fhir.codes import SECURITY_LABELS
 from adapter.fhir.report import conclusion
 from adapter.fhir.variant import VariantBuilder
 from adapter.model import (
@@ -467,3 +468,23 @@ def test_none_pathogenic_is_said_only_when_variants_were_classified(
     findings: list[Finding], classified: bool, expected: str | None
 ) -> None:
     assert conclusion(findings, classified=classified) == expected
+
+
+@pytest.mark.parametrize("form", list(OutputFormat), ids=lambda f: f.value)
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_every_resource_carries_the_genomic_security_labels(
+    tmp_path: Path, form: OutputFormat, jobs: int
+) -> None:
+    """Confidentiality R and sensitivity GDIS on each resource of a full interpretation
+    (variants, consequences, implications, phase, PGx, report, study), whatever the path:
+    the C lane's templates, Python's encodings and the report's writing."""
+    options = replace(
+        BASE, output_format=form, jobs=jobs, classifications=LAB, pharmacogenomics=PGX
+    )
+    out = out_path(tmp_path, "labels", form)
+    convert_vcf(VCF / "vep_sample.vcf", out, options)
+    resources = resources_in(out, form)
+    assert len({r["resourceType"] for r in resources}) >= 3
+    for resource in resources:
+        labels = {(c["system"], c["code"]) for c in resource["meta"]["security"]}
+        assert labels == {(c["system"], c["code"]) for c in SECURITY_LABELS}, resource["id"]

@@ -10,7 +10,7 @@ import csv
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from ..errors import PackageError
 from ..resources import data_dir
@@ -21,6 +21,7 @@ __all__ = [
     "HGNC",
     "HGVS",
     "REFSEQ",
+    "SECURITY_LABELS",
     "SPDI",
     "UCUM",
     "Slice",
@@ -42,6 +43,21 @@ HGNC = "http://www.genenames.org"
 #: Ensembl transcripts (ENST…): HL7 Terminology's URI for Ensembl
 ENSEMBL = "http://www.ensembl.org"
 UCUM = "http://unitsofmeasure.org"
+#: every genomic resource's meta.security: confidentiality R and sensitivity GDIS, the HCS labels
+#: of the R4 security-labels binding (codes and displays of CodeSystem-v3-Confidentiality and
+#: CodeSystem-v3-ActCode in the R4 core package 4.0.1); adapter.policy.labels adds its own
+SECURITY_LABELS: Final = (
+    {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+        "code": "R",
+        "display": "restricted",
+    },
+    {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+        "code": "GDIS",
+        "display": "genetic disease information sensitivity",
+    },
+)
 _IG = "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/"
 
 

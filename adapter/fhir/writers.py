@@ -30,7 +30,7 @@ import orjson
 
 from ..errors import InputError, OptionsError, OutputError
 from ..model import AnalysisContext, PatientRef
-from .codes import instant
+from .codes import SECURITY_LABELS, instant
 from .identifiers import URI_SYSTEM, patient_reference, uuid_text
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "Part",
     "ReferenceList",
     "ResourceWriter",
+    "labelled",
     "open_writer",
     "variant_id",
     "write_all",
@@ -129,6 +130,18 @@ class Part(NamedTuple):
     fd: int
     offset: int
     length: int
+
+
+def labelled(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource with the security labels every genomic resource carries
+    (:data:`~adapter.fhir.codes.SECURITY_LABELS`) added to ``meta.security`` where missing; a
+    copy where they are, and the others it has kept (the policy's)."""
+    meta = resource.get("meta") or {}
+    held = {(c.get("system"), c.get("code")) for c in meta.get("security") or ()}
+    missing = [dict(c) for c in SECURITY_LABELS if (c["system"], c["code"]) not in held]
+    if not missing:
+        return resource
+    return {**resource, "meta": {**meta, "security": [*(meta.get("security") or ()), *missing]}}
 
 
 def write_all(fd: int, pieces: Iterable[bytes]) -> int:
@@ -262,7 +275,7 @@ class ResourceWriter(ABC):
 
         Needs no open writer: worker processes encode, one writer puts their bytes in order.
         """
-        resource = self._variant(resource)
+        resource = self._variant(labelled(resource))
         if "derivedFrom" in resource:  # an implication: references the result it speaks of
             resource = {**resource, "derivedFrom": self._relink(resource["derivedFrom"])}
         return b"".join(self._encode("Observation", resource))
@@ -284,7 +297,7 @@ class ResourceWriter(ABC):
 
     def add(self, resource: dict[str, Any]) -> None:
         """Write any other resource (report, study, analysis, data file)."""
-        resource = self._relink(resource)
+        resource = self._relink(labelled(resource))
         rtype = resource["resourceType"]
         self._counts[rtype] = self._counts.get(rtype, 0) + 1
         self._write(resource)

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
+from ..fhir.codes import SECURITY_LABELS
 from .consent import Coding
 from .engine import DISCLOSURE, Item
 
@@ -42,11 +43,12 @@ __all__ = [
     "relabelled",
 ]
 
-CONFIDENTIALITY: Final = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
-ACT_CODE: Final = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-
-LABEL_RESTRICTED: Final = Coding(CONFIDENTIALITY, "R", "restricted")
-LABEL_GENETIC_DISEASE: Final = Coding(ACT_CODE, "GDIS", "genetic disease information sensitivity")
+#: R and GDIS, as the writers put them on every resource (adapter.fhir.codes.SECURITY_LABELS)
+LABEL_RESTRICTED, LABEL_GENETIC_DISEASE = (
+    Coding(c["system"], c["code"], c["display"]) for c in SECURITY_LABELS
+)
+CONFIDENTIALITY: Final = LABEL_RESTRICTED.system
+ACT_CODE: Final = LABEL_GENETIC_DISEASE.system
 LABEL_SECONDARY_FINDING: Final = Coding(DISCLOSURE, "secondary-finding", "Secondary finding")
 #: what every genomic resource carries, in order
 GENOMIC_LABELS: Final = (LABEL_RESTRICTED, LABEL_GENETIC_DISEASE)
