@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapter.errors import PolicyError
 from adapter.model import ClinicalSignificance, Sex, Zygosity
-from adapter.policy import Combining, Consent, consent_from_dict, default_policy
+from adapter.policy import Combining, Consent, ProvisionType, consent_from_dict, default_policy
 from adapter.policy.consent import Reference
 from adapter.policy.engine import (
     ADULT_ONSET_IN_MINOR,
@@ -100,6 +103,7 @@ def provision(
 OPT_IN = consent("opt-in", provision("permit", SECONDARY_FINDINGS))
 OPT_OUT = consent("opt-out", provision("deny", SECONDARY_FINDINGS))
 CANCER_ONLY = consent("cancer-only", provision("permit", CATEGORY_CODES[Category.CANCER]))
+GUARDIAN = consent("guardian", provision("permit", SECONDARY_FINDINGS, ADULT_ONSET_IN_MINOR))
 
 
 # ---- no consent on file ------------------------------------------------------------------
@@ -219,10 +223,9 @@ def test_a_minor_gets_a_childhood_onset_finding() -> None:
 
 
 def test_a_guardian_may_permit_adult_onset_findings_unless_the_policy_withholds_them() -> None:
-    guardian = consent("guardian", provision("permit", SECONDARY_FINDINGS, ADULT_ONSET_IN_MINOR))
-    assert decide(BRCA1, treat(birth_date=CHILD), [guardian], POLICY).permitted
+    assert decide(BRCA1, treat(birth_date=CHILD), [GUARDIAN], POLICY).permitted
     strict = replace(POLICY, minors=replace(POLICY.minors, adult_onset=MinorOnset.WITHHOLD))
-    assert not decide(BRCA1, treat(birth_date=CHILD), [guardian], strict).permitted
+    assert not decide(BRCA1, treat(birth_date=CHILD), [GUARDIAN], strict).permitted
 
 
 def test_eighteen_on_the_day_is_an_adult() -> None:
@@ -385,3 +388,89 @@ def test_a_deny_reads_denies_and_a_consent_without_id_is_not_named() -> None:
     assert decision.reasons[0].text == "the consent's provision denies"
     nameless = consent(None, base="deny")
     assert decide(PRIMARY, treat(), [nameless], POLICY).reasons[0].consent is None
+
+
+# ---- properties over random consents ------------------------------------------------------
+
+#: weighted towards what a secondary finding needs, so that permits of them are common
+_CODES = [SECONDARY_FINDINGS] * 3 + [CATEGORY_CODES[Category.CANCER], ADULT_ONSET_IN_MINOR, None]
+_PURPOSES = ["TREAT", "ETREAT", "HRESCH", "HOPERAT", "HMARKT"]
+
+
+@st.composite
+def _provision(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
+    codes = draw(st.lists(st.sampled_from(_CODES), max_size=2))
+    purposes = draw(st.lists(st.sampled_from(_PURPOSES), max_size=1))
+    children = [] if depth >= 2 else draw(st.lists(_provision(depth + 1), max_size=2))
+    found = provision(draw(st.sampled_from(["permit", "deny"])), *filter(None, codes))
+    if purposes:
+        found["purpose"] = [purpose(p) for p in purposes]
+    if children:
+        found["provision"] = children
+    return found
+
+
+@st.composite
+def _consent(draw: st.DrawFn, number: int) -> Consent:
+    status = draw(st.sampled_from(["active", "active", "inactive"]))
+    start = draw(st.sampled_from(["2020-01-01", "2027-01-01"]))
+    nested = draw(st.lists(_provision(), max_size=3))
+    base = draw(st.sampled_from(["permit", "deny"]))
+    return consent(f"c{number}", *nested, base=base, status=status, period={"start": start})
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    consents=st.tuples(
+        st.integers(0, 3).flatmap(lambda n: st.tuples(*(_consent(i) for i in range(n)))),
+        st.lists(st.sampled_from([OPT_IN, OPT_OUT, CANCER_ONLY, GUARDIAN]), max_size=2),
+    ).map(lambda found: (*found[0], *found[1])),
+    item=st.sampled_from([PRIMARY, BRCA1, KCNQ1, RB1]),
+    purpose_=st.sampled_from([*_PURPOSES, None]),
+    born=st.sampled_from([ADULT, CHILD]),
+    break_glass=st.booleans(),
+)
+def test_no_rule_is_ever_bypassed(
+    consents: tuple[Consent, ...],
+    item: Item,
+    purpose_: str | None,
+    born: date,
+    break_glass: bool,
+) -> None:
+    """Random consents, with some of the scenarios' own among them: whatever they say, a
+    permit never comes without the explicit provision each rule needs."""
+    request = Request(purpose_, NOW, born, break_glass=break_glass)
+    decision = decide(item, request, consents, POLICY)
+    assert decision.reasons
+    named = {r.consent for r in decision.reasons if r.consent is not None}
+    assert named <= {f"Consent/{c.id}" for c in consents}
+    if not decision.permitted:
+        return
+    assert purpose_ is not None and purpose_ not in POLICY.never
+    in_force = [c for c in consents if c.in_force(NOW)]
+    if purpose_ in POLICY.research:
+        assert any(_purposes_below(c, purpose_) for c in in_force)
+    if item.secondary is not None:
+        assert not break_glass
+        deciding = _deciding(decision, consents)
+        assert {SECONDARY_FINDINGS, CATEGORY_CODES[item.secondary]} & set(deciding.codes)
+        if born == CHILD and item.adult_onset is not False:
+            assert ADULT_ONSET_IN_MINOR in deciding.codes
+
+
+def _deciding(decision: Any, consents: tuple[Consent, ...]) -> Any:
+    """The provision a permit names in its first reason, found by its path."""
+    reason = decision.reasons[0]
+    found = next(c for c in consents if f"Consent/{c.id}" == reason.consent)
+    node = found.provision
+    for index in re.findall(r"\[(\d+)\]", reason.provision or ""):
+        node = node.provisions[int(index)]
+    return node
+
+
+def _purposes_below(consent: Consent, purpose_: str) -> bool:
+    def walk(node: Any) -> bool:
+        mine = any(p.code == purpose_ for p in node.purposes) and node.type is ProvisionType.PERMIT
+        return mine or any(walk(child) for child in node.provisions)
+
+    return walk(consent.provision)
