@@ -134,12 +134,13 @@ class _Reader:
         self.source = source
 
     def policy(self, data: object) -> Policy:
-        top = self.mapping(data, "", {"version", "no_consent", "combine", "minors", "never"})
+        sections = {"version", "no_consent", "combine", "minors", "never", "research"}
+        top = self.mapping(data, "", sections | {"purpose_required"})
         if top["version"] != 1:
             raise self.error("version", f"version {top['version']!r} is not 1, the one known")
         combine = self.mapping(top["combine"], "combine", {"strategy", "source"})
         minors = self.mapping(
-            top["minors"], "minors", {"age_of_majority", "adult_onset_secondary_findings"}
+            top["minors"], "minors", {"age_of_majority", "adult_onset_secondary_findings", "source"}
         )
         never = self.mapping(top["never"], "never", {"purposes", "source"})
         research = self.mapping(top["research"], "research", {"purposes", "source"})
@@ -163,7 +164,8 @@ class _Reader:
         return policy
 
     def no_consent(self, data: object) -> NoConsentRule:
-        rule = self.mapping(data, "no_consent", {"purposes", "secondary_findings", "research"})
+        keys = {"purposes", "secondary_findings", "research", "source"}
+        rule = self.mapping(data, "no_consent", keys)
         return NoConsentRule(
             purposes=self.purposes(rule["purposes"], "no_consent.purposes"),
             secondary_findings=self.flag(
@@ -188,17 +190,16 @@ class _Reader:
         return MinorRule(age, onset, self.text(rule["source"], "minors.source"))
 
     def mapping(self, data: object, at: str, keys: set[str]) -> dict[str, Any]:
-        """A mapping holding exactly ``keys`` (plus ``source`` where a rule is) and no other."""
+        """A mapping holding exactly ``keys`` and no other."""
         where = at or "the file"
         if not isinstance(data, Mapping):
             raise self.error(at or None, f"{where} must be a mapping of keys to values")
-        wanted = keys | _NESTED.get(at, set())
-        if unknown := sorted(set(map(str, data)) - wanted):
+        if unknown := sorted(set(map(str, data)) - keys):
             raise self.error(
                 _join(at, unknown[0]),
-                f"unknown key {unknown[0]!r} in {where} (known: {', '.join(sorted(wanted))})",
+                f"unknown key {unknown[0]!r} in {where} (known: {', '.join(sorted(keys))})",
             )
-        if missing := sorted(wanted - set(data)):
+        if missing := sorted(keys - set(data)):
             raise self.error(_join(at, missing[0]), f"{where} lacks the key {missing[0]!r}")
         return dict(data)
 
@@ -230,14 +231,6 @@ class _Reader:
 
     def error(self, at: str | None, message: str) -> PolicyFileError:
         return PolicyFileError(message, source=self.source, field=at)
-
-
-#: keys a section holds beside those its reader asks for (the top holds the sections)
-_NESTED: Final = {
-    "": {"research", "purpose_required"},
-    "no_consent": {"source"},
-    "minors": {"source"},
-}
 
 
 def _join(at: str, key: str) -> str:
