@@ -1,7 +1,7 @@
 """The ``fhir-genomics`` command: a thin shell over the library.
 
 Exit codes: 0 success, 2 bad options, 3 bad input, 4 validation failed, 5 FHIR package
-problem, 6 output not written, 1 any other adapter error.
+problem, 6 output not written, 7 disclosure denied by the policy, 1 any other adapter error.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .convert import (
     transcript_order,
     tumor_biomarkers,
 )
+from .disclosure import Disclosure, audit_log_path, disclosure_request
 from .errors import AdapterError, InputError, UnknownSampleError
 from .model import ConversionSummary, GenomeBuild, GenomicSourceClass, MicrosatelliteStatus, Sex
 from .regions import parse_region
@@ -135,7 +136,46 @@ def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="processes that read and build variants (0: one per core, up to 8, over 8 MiB)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
+    _add_disclosure(p)
     p.set_defaults(run=_run_convert)
+
+
+def _add_disclosure(p: argparse.ArgumentParser) -> None:
+    """The disclosure request every output answers (see the README's policy section)."""
+    g = p.add_argument_group("disclosure policy")
+    g.add_argument(
+        "--purpose",
+        metavar="CODE",
+        help="purpose of use, an HL7 v3 ActReason code (TREAT, ETREAT, HRESCH, ...); required "
+        "by the shipped policy",
+    )
+    g.add_argument(
+        "--consent",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the patient's FHIR Consent (R4 or R5 JSON), repeatable",
+    )
+    g.add_argument("--policy", type=Path, metavar="FILE", help="policy file (default: shipped)")
+    g.add_argument(
+        "--indication",
+        action="append",
+        default=[],
+        metavar="GENES",
+        help="what the order asked about: HGNC symbols and phenotype terms, comma-separated "
+        "(BRCA1,BRCA2 or HP:0001250); listed ACMG genes outside it are secondary findings",
+    )
+    g.add_argument("--birth-date", metavar="YYYY-MM-DD", help="the patient's, for the minor rule")
+    g.add_argument("--recipient", metavar="REF", help="who receives it, e.g. Practitioner/123")
+    g.add_argument("--break-glass", action="store_true", help="emergency access (audited)")
+    g.add_argument("--decided-at", metavar="INSTANT", help="the decision's time (default: now)")
+    g.add_argument(
+        "--audit-log",
+        type=Path,
+        metavar="FILE",
+        help="NDJSON file the AuditEvents are appended to (default: OUT.audit.ndjson)",
+    )
 
 
 def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -194,6 +234,22 @@ def _convert_options(args: argparse.Namespace) -> ConvertOptions:
         knowledge=args.knowledge,
         classifications=args.classifications,
         pharmacogenomics=args.pgx,
+        disclosure=_disclosure(args),
+    )
+
+
+def _disclosure(args: argparse.Namespace) -> Disclosure:
+    return disclosure_request(
+        patient_ref(args.patient, args.patient_identifier),
+        purpose=args.purpose,
+        at=parse_instant(args.decided_at, "decided_at") if args.decided_at else None,
+        consents=args.consent,
+        policy=args.policy,
+        indication=args.indication,
+        birth_date=args.birth_date,
+        recipient=args.recipient,
+        break_glass=args.break_glass,
+        audit_log=args.audit_log or audit_log_path(args.out),
     )
 
 

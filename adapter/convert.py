@@ -12,6 +12,7 @@ import math
 import os
 import re
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,6 +23,19 @@ from typing import IO, Any, NamedTuple
 
 from .assembly import accession
 from .conformance import checker, sharing, variant_checks
+from .disclosure import (
+    Disclosure,
+    GeneRuling,
+    HeldCall,
+    audited,
+    phase_of,
+    refusal,
+    report_decision,
+    report_reference,
+    rule_genes,
+    secondary_labelled,
+    trail,
+)
 from .errors import InputError, OptionsError
 from .fhir.biomarker import biomarker_observations
 from .fhir.implication import CLINVAR, Implications, therapeutic_finding
@@ -51,8 +65,10 @@ from .parallel import (
     convert_in_parallel,
     make_variants,
     variant_encoding,
+    withholding,
 )
-from .phasing import PhaseTracker
+from .phasing import PhaseRelation, PhaseTracker
+from .policy import Decision, Item, audit_event, labelled
 from .readers.annotations import DEFAULT_PRIMARY_ORDER, PrimaryRule, find_sources
 from .readers.classifications import ClassificationTable, read_classifications
 from .readers.knowledge import KnowledgeBase, read_knowledge
@@ -128,6 +144,9 @@ class ConvertOptions:
     classifications: Path | None = None
     #: pharmacogenomic diplotype calls (see adapter.readers.pharmacogenomics)
     pharmacogenomics: Path | None = None
+    #: the disclosure request the output answers (adapter.disclosure); None: no policy is
+    #: applied, for a lab's own use of its results (the CLI and the API always give one)
+    disclosure: Disclosure | None = None
 
     def check(self) -> None:
         """Reject contradictory or impossible options before any work is done."""
@@ -151,6 +170,14 @@ class ConvertOptions:
             raise OptionsError("the tumor mutational burden is mutations per megabase, 0 or more")
         if self.issued is not None and self.issued.tzinfo is None:
             raise OptionsError("the issued time needs a time zone (e.g. 2026-01-31T12:00:00Z)")
+        d = self.disclosure
+        if d is not None and d.request.purpose in d.policy.research:
+            raise OptionsError(
+                "a research disclosure needs de-identified output, which conversion does not "
+                "make: convert for the lab's purpose, then de-identify with adapter.policy's "
+                "Deidentifier",
+                field="purpose",
+            )
 
 
 def convert_vcf(
@@ -185,6 +212,9 @@ def convert_vcf(
             options, reader, source, digest, size, studied=studied, uncallable=uncallable
         )
         ctx = _named_sources(ctx, reader.header, sources)
+        disclosure = options.disclosure
+        report = _permitted(disclosure, ctx) if disclosure is not None else None
+        hold = (disclosure.held_genes(), disclosure.indication.genes) if disclosure else None
         validator = load_validator() if options.validate else None
         check = checker(validator, summary) if validator else _unchecked
         form = options.output_format.value
@@ -197,7 +227,10 @@ def convert_vcf(
             if workers > 1 and reader.index is None:  # indexed regions: read in one process
                 job = Job(source, reading, ctx, form, options.validate, workers, chunk, SPAN_BYTES)
                 job = replace(
-                    job, knowledge=sources.knowledge, classifications=sources.classifications
+                    job,
+                    knowledge=sources.knowledge,
+                    classifications=sources.classifications,
+                    hold=hold,
                 )
                 convert_in_parallel(job, reader, writer, summary, progress, take=gathering.take)
             else:
@@ -211,14 +244,35 @@ def convert_vcf(
                 out = _Writing(writer, summary, progress, gathering.take)
                 checks = variant_checks(validator, builder, summary)
                 encode = variant_encoding(builder, writer, checks)
-                make_variants(reader, builder, encode, out, chunk=chunk)
+                held = withholding(hold, encode, builder, sources.classifications)
+                make_variants(reader, builder, held or encode, out, chunk=chunk)
+            rulings: dict[str, GeneRuling] = {}
+            disclosed: dict[str, list[str]] = {}
+            if disclosure is not None:
+                rulings, disclosed = gathering.release(disclosure, summary)
             gathering.write_later()
             interpretation = _other_results(ctx, sources, gathering, summary)
             for resource in ReportBuilder(ctx).build(writer.result_references(), interpretation):
                 check(resource)
                 writer.add(resource)
+            if disclosure is not None and report is not None:
+                events, records = trail(ctx, disclosure, report, rulings, disclosed)
+                for record in records:
+                    check(record)
+                    writer.add(record)
+                audited(disclosure.audit_log, events)  # before the output is committed
             summary.resources_written = writer.counts()
     return summary
+
+
+def _permitted(disclosure: Disclosure, ctx: AnalysisContext) -> Decision:
+    """The decision on the report's primary results; a deny is audited and raised."""
+    decision = report_decision(disclosure)
+    if not decision.permitted:
+        event = audit_event(decision, disclosure.request, report_reference(ctx), ctx)
+        audited(disclosure.audit_log, [event])
+        raise refusal(decision)
+    return decision
 
 
 class _Sources(NamedTuple):
@@ -393,13 +447,17 @@ class _Gathering:
         check: Callable[[dict[str, Any]], None],
         decided: dict[str, int],
     ) -> None:
-        self.writer, self.check, self.decided = writer, check, decided
+        self.ctx, self.writer, self.check, self.decided = ctx, writer, check, decided
         self.tracker = PhaseTracker()
         self.phase = PhaseRelationships(ctx)
         self.findings: list[Finding] = []
         self._later: IO[bytes] | None = None
         self._length = 0
         self._ids = bytearray()
+        #: the calls held for the disclosure policy, and the phase relations touching them
+        self.held: list[HeldCall] = []
+        self.held_ids: set[str] = set()
+        self.waiting: list[tuple[PhaseRelation, list[dict[str, Any]], Finding | None]] = []
 
     def __enter__(self) -> _Gathering:
         return self
@@ -415,9 +473,14 @@ class _Gathering:
 
     def take(self, aside: Aside) -> None:
         """One chunk's or span's Aside, in file order."""
+        self.held += aside.held
+        self.held_ids.update(h.variant_id for h in aside.held)
         for allele in aside.phased:
             for relation in self.tracker.add(allele):
                 made, finding = self.phase.resources(relation)
+                if self.held_ids and not self.held_ids.isdisjoint(_related(relation)):
+                    self.waiting.append((relation, made, finding))
+                    continue
                 for resource in made:
                     self._keep(resource)
                 if finding is not None:
@@ -435,11 +498,56 @@ class _Gathering:
         self._length += self._later.write(self.writer.encode_variant(resource))
         self._ids += variant_id(resource)
 
+    def release(
+        self, disclosure: Disclosure, summary: ConversionSummary
+    ) -> tuple[dict[str, GeneRuling], dict[str, list[str]]]:
+        """The held calls the policy discloses written (labelled secondary findings), with
+        their findings, counts and phase Observations; the rest dropped without a trace.
+        Each held gene's ruling, and the ids of what was disclosed of each gene."""
+        relations = [relation for relation, _, _ in self.waiting]
+        phases = phase_of(relations, self.held_ids)
+        rulings = rule_genes(self.held, phases, self.ctx.sex, disclosure)
+        disclosed: dict[str, list[str]] = {}
+        released: set[str] = set()
+        for call in self.held:
+            if call.variant_id not in rulings[call.gene].disclosed:
+                continue
+            self.writer.add_encoded([secondary_labelled(call.data, call.ids)], call.ids)
+            summary.variants_converted += 1
+            self.findings += call.findings
+            for source, count in call.decided.items():
+                self.decided[source] = self.decided.get(source, 0) + count
+            disclosed.setdefault(call.gene, []).extend(_uuids(call.ids))
+            released.add(call.variant_id)
+        withheld = self.held_ids - released
+        genes = {call.variant_id: call.gene for call in self.held}
+        for relation, made, finding in self.waiting:
+            related = _related(relation)
+            if not withheld.isdisjoint(related):
+                continue
+            gene = next(genes[vid] for vid in related if vid in genes)
+            item = rulings[gene].item or Item()
+            for resource in made:
+                self._keep(labelled(resource, item))
+                disclosed[gene].append(resource["id"])
+            if finding is not None:
+                self.findings.append(finding)
+        return rulings, disclosed
+
     def write_later(self) -> None:
         """The results kept so far, written after the variants."""
         if self._later is not None:
             self._later.flush()
             self.writer.add_encoded(Part(self._later.fileno(), 0, self._length), bytes(self._ids))
+
+
+def _related(relation: PhaseRelation) -> tuple[str, str]:
+    return relation.first.variant_id, relation.second.variant_id
+
+
+def _uuids(ids: bytes) -> list[str]:
+    """16-byte ids as UUID text."""
+    return [str(uuid.UUID(bytes=ids[i : i + 16])) for i in range(0, len(ids), 16)]
 
 
 def _context(
@@ -577,12 +685,12 @@ def optional_pair(text: str | None, what: str) -> tuple[str, str] | None:
     return pair(text, what) if text else None
 
 
-def parse_instant(text: str) -> datetime:
-    """An ISO 8601 instant with a zone (``Z`` accepted)."""
+def parse_instant(text: str, field: str = "issued") -> datetime:
+    """An ISO 8601 instant with a zone (``Z`` accepted), the option ``field``'s value."""
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise OptionsError(f"not an ISO 8601 time: {text!r}", field="issued") from None
+        raise OptionsError(f"not an ISO 8601 time: {text!r}", field=field) from None
     if value.tzinfo is None:
-        raise OptionsError(f"the time needs a zone, e.g. {text}Z", field="issued")
+        raise OptionsError(f"the time needs a zone, e.g. {text}Z", field=field)
     return value

@@ -16,6 +16,7 @@ Every failure a user can cause or act on is an :class:`AdapterError`::
     │   └── PolicyError       a policy input cannot be used (nothing is disclosed on it)
     │       ├── ConsentError      a Consent malformed, unsupported or for another patient
     │       └── PolicyFileError   the policy file has an unknown key or a bad value
+    ├── DisclosureDenied      the policy denies the request: nothing is disclosed
     ├── OptionsError          conflicting or invalid options
     ├── ValidationFailed      emitted FHIR did not conform to its profile
     ├── PackageError          a pinned FHIR package is missing or fails its integrity hash
@@ -34,6 +35,7 @@ from typing import Any, ClassVar
 __all__ = [
     "AdapterError",
     "ConsentError",
+    "DisclosureDenied",
     "GenomeBuildError",
     "HeaderMismatchError",
     "InputError",
@@ -180,6 +182,15 @@ class ConsentError(PolicyError):
 
 class PolicyFileError(PolicyError):
     """The policy file has an unknown key, a missing one, or a value out of range."""
+
+
+class DisclosureDenied(AdapterError):
+    """The policy denies the request as a whole (no purpose, a purpose never permitted, no
+    consent for it): nothing was written or sent, and the decision was audited."""
+
+    exit_code = 7
+    http_status = 403
+    issue_code = "forbidden"
 
 
 class OptionsError(AdapterError):

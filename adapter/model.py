@@ -311,6 +311,7 @@ class ClinVarAssertion:
     review_status: str | None = None  # CLNREVSTAT, e.g. "reviewed by expert panel"
     stars: int | None = None  # ClinVar's 0-4 gold stars for the review status
     conditions: tuple[ClinVarCondition, ...] = ()
+    genes: tuple[str, ...] = ()  # GENEINFO's gene symbols, e.g. ("BRCA2",)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,9 @@ byte what one process writes, and the counts are the sums of the spans'. Errors 
 input file and its line, and the first in file order is the one raised.
 
 Beside its part, a worker sends what the span's variants bring for the report (an
-:class:`Aside`: phased alleles, findings, implications by deciding source); the parent takes
-them in span order, so it sees them in file order as one process does.
+:class:`Aside`: phased alleles, findings, implications by deciding source, and the calls the
+disclosure policy holds); the parent takes them in span order, so it sees them in file order
+as one process does.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, BinaryIO, Final, NamedTuple, Protocol, cast
 
 from .assembly import accession
 from .conformance import VariantChecks, sharing, variant_checks
+from .disclosure import HeldCall, Withholding
 from .errors import AdapterError, TruncatedInputError
 from .fhir.variant import Encoding, VariantBuilder
 from .fhir.writers import Part, ResourceWriter, open_writer, write_all
@@ -59,18 +61,21 @@ ProgressCallback = Callable[[int, int], None]
 
 class Aside(NamedTuple):
     """What a run of variants brings beside their encodings, for the parent: the phased
-    alleles phasing can relate, the conclusion's findings, and how many diagnostic
-    implications each source decided. Small: only variants with something to say add."""
+    alleles phasing can relate, the conclusion's findings, how many diagnostic implications
+    each source decided, and the calls held for the disclosure policy
+    (:mod:`adapter.disclosure`). Small: only variants with something to say add."""
 
     phased: list[PhasedAllele]
     findings: list[Finding]
     decided: Counter[str]
+    held: list[HeldCall]
 
     def add(self, other: Aside) -> None:
         """Append ``other``, which came after this."""
         self.phased.extend(other.phased)
         self.findings.extend(other.findings)
         self.decided.update(other.decided)
+        self.held.extend(other.held)
 
 
 #: the parent's taker of each Aside, in file order
@@ -95,6 +100,8 @@ class Job:
     knowledge: KnowledgeBase | None = None  # for the annotated variants' implications
     #: the lab's, deciding the diagnostic implications of the variants they hold
     classifications: ClassificationTable | None = None
+    #: the genes whose calls the disclosure policy holds, and the indication's genes
+    hold: tuple[frozenset[str], frozenset[str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +358,7 @@ class _Worker:
         self.job, self.builder = job, builder
         encoder = open_writer(job.form, job.source, job.ctx)  # only encodes
         self.encode = variant_encoding(builder, encoder, checks)
+        self.withholding = withholding(job.hold, self.encode, builder, job.classifications)
 
     def convert(self, span: _Span) -> tuple[Any, ...]:
         """("done", index, part file, its length, ids, span summary, span Aside), or
@@ -362,7 +370,8 @@ class _Worker:
                 VcfReader(span.path, summary=summary, **self.job.reader) as reader,
             ):
                 sink = _PartSink(f)
-                make_variants(reader, self.builder, self.encode, sink, chunk=self.job.chunk)
+                encode = self.withholding or self.encode
+                make_variants(reader, self.builder, encode, sink, chunk=self.job.chunk)
             summary.variants_converted = sink.count
             ids = bytes(sink.ids)
             return ("done", span.index, span.part, sink.length, ids, summary, sink.aside)
@@ -388,7 +397,7 @@ class _PartSink:
         self.part = part
         self.length = self.count = 0
         self.ids = bytearray()
-        self.aside = Aside([], [], Counter())
+        self.aside = Aside([], [], Counter(), [])
 
     def send(
         self, pieces: list[bytes], ids: bytearray, count: int, records: int, aside: Aside
@@ -425,27 +434,50 @@ def variant_encoding(
     )
 
 
+def withholding(
+    hold: tuple[frozenset[str], frozenset[str]] | None,
+    encode: Encoding,
+    builder: VariantBuilder,
+    classifications: ClassificationTable | None,
+) -> Withholding | None:
+    """``encode`` holding the calls of the held genes (``hold``: them, and the indication's),
+    or None when nothing is held."""
+    if hold is None:
+        return None
+    find = classifications.find if classifications is not None else None
+    lab = (lambda call: find(call.chrom, call.pos, call.ref, call.alt)) if find else None
+    return Withholding(encode, builder, hold[0], hold[1], lab)
+
+
 def make_variants(
-    reader: VcfReader, builder: VariantBuilder, encode: Encoding, out: Sink, *, chunk: int
+    reader: VcfReader,
+    builder: VariantBuilder,
+    encode: Encoding | Withholding,
+    out: Sink,
+    *,
+    chunk: int,
 ) -> None:
-    """Variants of the reader's calls by ``encode`` (:func:`variant_encoding`), ``chunk`` at
-    a time; with each chunk, what its variants brought (the builder's gatherings)."""
+    """Variants of the reader's calls by ``encode`` (:func:`variant_encoding`, or a
+    :class:`Withholding` of it), ``chunk`` at a time; with each chunk, what its variants
+    brought (the builder's gatherings, the calls held)."""
     summary = reader.summary
     pieces: list[bytes] = []
     ids = bytearray()
+    held = encode if isinstance(encode, Withholding) else None
     for call in reader:
         data, raw_id = encode(call)
-        pieces.append(data)
-        ids += raw_id
+        if raw_id:  # a held call brings nothing yet
+            pieces.append(data)
+            ids += raw_id
         if len(pieces) >= chunk:
-            out.send(pieces, ids, len(pieces), summary.records_read, _drain(builder))
+            out.send(pieces, ids, len(pieces), summary.records_read, _drain(builder, held))
             pieces, ids = [], bytearray()
-    if pieces:
-        out.send(pieces, ids, len(pieces), summary.records_read, _drain(builder))
+    if pieces or (held is not None and held.held):
+        out.send(pieces, ids, len(pieces), summary.records_read, _drain(builder, held))
 
 
-def _drain(builder: VariantBuilder) -> Aside:
-    """What the builder's encoding gathered since it was last drained."""
-    aside = Aside(builder.phased, builder.findings, builder.decided)
+def _drain(builder: VariantBuilder, held: Withholding | None) -> Aside:
+    """What the builder's encoding gathered since it was last drained, and the calls held."""
+    aside = Aside(builder.phased, builder.findings, builder.decided, held.drain() if held else [])
     builder.phased, builder.findings, builder.decided = [], [], Counter()
     return aside

@@ -1,9 +1,14 @@
 """The HTTP API: a thin FastAPI shell over :func:`adapter.convert.convert_vcf`.
 
 The VCF is the multipart file part ``file``; the files the CLI takes as ``--knowledge``,
-``--classifications`` and ``--pgx`` are file parts of those names beside it. Every upload is
-streamed to a private temporary folder (``mkdtemp``: mode 0700), which is removed once the
-response has been sent or the request failed.
+``--classifications``, ``--pgx`` and ``--consent`` are file parts of those names beside it
+(``consent`` repeatable). Every upload is streamed to a private temporary folder (``mkdtemp``:
+mode 0700), which is removed once the response has been sent or the request failed.
+
+The disclosure policy is the deployment's, never the client's: the policy file is
+``$FHIR_GENOMICS_POLICY`` (default: the shipped one) and every decision is appended to the
+audit log ``$FHIR_GENOMICS_AUDIT_LOG`` (default: ``fhir-genomics-audit.ndjson`` in the working
+folder). A request the policy refuses gets a 403 OperationOutcome.
 
 Errors leave as FHIR OperationOutcome resources with a 4xx status the client can act on;
 an unexpected failure is a 500 whose body names no internals: an error in an uploaded file
@@ -13,6 +18,7 @@ names the part and the client's file name, never the temporary path.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -37,6 +43,7 @@ from .convert import (
     transcript_order,
     tumor_biomarkers,
 )
+from .disclosure import disclosure_request
 from .errors import AdapterError, OptionsError
 from .model import GenomeBuild, GenomicSourceClass, Sex
 from .regions import parse_region
@@ -51,7 +58,13 @@ _CHUNK = 1 << 20
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 #: file parts besides the VCF, each the upload of a CLI option of the same name
-UPLOAD_PARTS = ("knowledge", "classifications", "pgx")
+UPLOAD_PARTS = ("knowledge", "classifications", "pgx", "consent")
+#: the parts that may be sent more than once
+_REPEATABLE = frozenset({"consent"})
+#: the deployment's policy file and audit log
+POLICY_ENV, AUDIT_LOG_ENV = "FHIR_GENOMICS_POLICY", "FHIR_GENOMICS_AUDIT_LOG"
+_DEFAULT_AUDIT_LOG = "fhir-genomics-audit.ndjson"
+_MAX_FILES = len(UPLOAD_PARTS) + 15  # up to 16 Consents
 
 
 def create_app() -> FastAPI:
@@ -70,9 +83,15 @@ def create_app() -> FastAPI:
         _convert,
         methods=["POST"],
         summary="Convert an uploaded VCF (multipart file part 'file'; optional file parts "
-        "'knowledge', 'classifications', 'pgx')",
+        "'knowledge', 'classifications', 'pgx', 'consent'); 'purpose' is required",
         response_class=Response,
-        responses={200: {"content": {FHIR_JSON: {}, FHIR_NDJSON: {}}}, 400: {}, 415: {}, 422: {}},
+        responses={
+            200: {"content": {FHIR_JSON: {}, FHIR_NDJSON: {}}},
+            400: {},
+            403: {},
+            415: {},
+            422: {},
+        },
     )
     return app
 
@@ -87,7 +106,7 @@ async def _convert(request: Request) -> Response:
     named: dict[str, str] = {}  # a saved file's path -> the part and file name the client sent
     try:
         source = workdir / "input.vcf"
-        async with request.form(max_files=1 + len(UPLOAD_PARTS), max_fields=64) as form:
+        async with request.form(max_files=1 + _MAX_FILES, max_fields=64) as form:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise OptionsError("upload the VCF as the multipart field 'file'", field="file")
@@ -119,7 +138,7 @@ def options_from_fields(
     fields: Mapping[str, list[str]],
     *,
     input_name: str,
-    uploads: Mapping[str, Path] | None = None,
+    uploads: Mapping[str, list[Path]] | None = None,
 ) -> ConvertOptions:
     """ConvertOptions from HTTP form/query fields, named as the CLI's long options, and the
     saved uploads of the :data:`UPLOAD_PARTS` (part -> path)."""
@@ -135,7 +154,8 @@ def options_from_fields(
         "patient", "patient_identifier", "sample", "build", "source_class", "sex", "format",
         "region", "include_filtered", "validate", "document_reference", "report_id",
         "specimen", "specimen_identifier", "order_identifier", "performer", "issued",
-        "heteroplasmy_threshold", "tmb", "msi", "transcript_order",
+        "heteroplasmy_threshold", "tmb", "msi", "transcript_order", "purpose", "indication",
+        "birth_date", "recipient", "break_glass", "decided_at",
     }  # fmt: skip
     unknown = sorted(set(fields) - known)
     if unknown:
@@ -147,8 +167,9 @@ def options_from_fields(
             raise OptionsError(f"option {name} given {len(values)} times", field=name)
         return values[0] if values else None
 
+    patient = patient_ref(one("patient"), one("patient_identifier"))
     return ConvertOptions(
-        patient=patient_ref(one("patient"), one("patient_identifier")),
+        patient=patient,
         sample=one("sample"),
         build=_choice(GenomeBuild, one("build"), "build"),
         source_class=_choice(GenomicSourceClass, one("source_class"), "source_class")
@@ -171,10 +192,27 @@ def options_from_fields(
         transcript_order=transcript_order(one("transcript_order")),
         input_name=input_name,
         tumor=tumor_biomarkers(_number(one("tmb"), "tmb"), one("msi")),
-        knowledge=files.get("knowledge"),
-        classifications=files.get("classifications"),
-        pharmacogenomics=files.get("pgx"),
+        knowledge=_one_file(files, "knowledge"),
+        classifications=_one_file(files, "classifications"),
+        pharmacogenomics=_one_file(files, "pgx"),
+        disclosure=disclosure_request(
+            patient,
+            purpose=one("purpose"),
+            at=parse_instant(text, "decided_at") if (text := one("decided_at")) else None,
+            consents=files.get("consent", []),
+            policy=Path(path) if (path := os.environ.get(POLICY_ENV)) else None,
+            indication=fields.get("indication", []),
+            birth_date=one("birth_date"),
+            recipient=one("recipient"),
+            break_glass=_flag(one("break_glass"), "break_glass"),
+            audit_log=Path(os.environ.get(AUDIT_LOG_ENV) or _DEFAULT_AUDIT_LOG),
+        ),
     )
+
+
+def _one_file(files: Mapping[str, list[Path]], part: str) -> Path | None:
+    found = files.get(part)
+    return found[0] if found else None
 
 
 _E = TypeVar("_E", GenomeBuild, GenomicSourceClass, Sex, OutputFormat)
@@ -224,8 +262,10 @@ async def _save(upload: UploadFile, target: Path) -> None:
             f.write(chunk)
 
 
-async def _save_parts(form: FormData, workdir: Path, named: dict[str, str]) -> dict[str, Path]:
-    """The :data:`UPLOAD_PARTS` sent, saved (part -> path), each saved path noted in
+async def _save_parts(
+    form: FormData, workdir: Path, named: dict[str, str]
+) -> dict[str, list[Path]]:
+    """The :data:`UPLOAD_PARTS` sent, saved (part -> paths), each saved path noted in
     ``named`` with the part's public name; a file part of any other name is refused."""
     sent = {key for key, value in form.multi_items() if isinstance(value, UploadFile)}
     unknown = sorted(sent - {"file", *UPLOAD_PARTS})
@@ -235,28 +275,28 @@ async def _save_parts(form: FormData, workdir: Path, named: dict[str, str]) -> d
             f"unknown file part(s): {', '.join(unknown)}; the file parts are {parts}",
             field=unknown[0],
         )
-    saved = {}
+    saved: dict[str, list[Path]] = {}
     for part in UPLOAD_PARTS:
-        if (upload := _part(form.getlist(part), part)) is not None:
-            path = saved[part] = await _save_part(upload, workdir, part)
+        for i, upload in enumerate(_parts(form.getlist(part), part)):
+            path = await _save_part(upload, workdir, f"{part}-{i}")
+            saved.setdefault(part, []).append(path)
             named[str(path)] = f"part '{part}' ({path.name})"
     return saved
 
 
-def _part(values: list[UploadFile | str], part: str) -> UploadFile | None:
-    """The one file sent as ``part``, if any; sent twice, an OptionsError."""
-    if len(values) > 1:
+def _parts(values: list[UploadFile | str], part: str) -> list[UploadFile]:
+    """The files sent as ``part``; more than one of a part that takes one is an OptionsError."""
+    if len(values) > 1 and part not in _REPEATABLE:
         raise OptionsError(f"part {part} given {len(values)} times; send one file", field=part)
-    value = values[0] if values else None
-    return value if isinstance(value, UploadFile) else None  # text: see options_from_fields
+    return [v for v in values if isinstance(v, UploadFile)]  # text: see options_from_fields
 
 
-async def _save_part(upload: UploadFile, workdir: Path, part: str) -> Path:
+async def _save_part(upload: UploadFile, workdir: Path, folder_name: str) -> Path:
     """The upload saved in its own folder under its client-side name (which the readers
     cite, and by whose ``.json`` suffix they tell JSON from TSV)."""
-    folder = workdir / part
+    folder = workdir / folder_name
     folder.mkdir()
-    target = folder / _base_name(upload.filename, default=part)
+    target = folder / _base_name(upload.filename, default=folder_name)
     await _save(upload, target)
     return target
 

@@ -28,6 +28,7 @@ from adapter.readers.annotations import (
     PrimaryRule,
     count_skips,
     find_sources,
+    parse_clinvar,
     sequence_ontology,
     significance_tier,
 )
@@ -266,7 +267,18 @@ def test_a_file_without_annotations_gives_empty_alleles() -> None:
 
 def test_parser_names_the_info_keys_it_reads() -> None:
     parser = AnnotationParser(_header(DATA / "vep_annotated.vcf"))
-    assert parser.info_keys == ("CSQ", "gnomAD_AF", "CLNSIG", "CLNREVSTAT", "CLNDN", "CLNDISDB")
+    assert parser.info_keys == (
+        "CSQ", "gnomAD_AF", "CLNSIG", "CLNREVSTAT", "CLNDN", "CLNDISDB", "GENEINFO"
+    )  # fmt: skip
+
+
+def test_clinvar_geneinfo_gives_the_gene_symbols() -> None:
+    """GENEINFO is ``symbol:id`` pairs, '|'-separated; the disclosure policy places a call
+    with no annotation in its gene by it."""
+    found = parse_clinvar({"CLNSIG": "Pathogenic", "GENEINFO": "BRCA2:675|ZAR1L:646799"})
+    assert found is not None and found.genes == ("BRCA2", "ZAR1L")
+    benign = parse_clinvar({"CLNSIG": "Benign"})
+    assert benign is not None and benign.genes == ()
 
 
 def test_sequence_ontology_table() -> None:

@@ -19,6 +19,7 @@ EXAMPLE = ROOT / "examples" / "NA12878-panel.vcf.gz"
 VCF = ROOT / "tests" / "data" / "vcf"
 PATIENT = ["--patient-identifier", "http://hospital.example.org/mrn|MRN-0001"]
 ISSUED = ["--issued", "2026-01-15T09:30:00Z"]
+TREAT = ["--purpose", "TREAT"]  # the shipped policy refuses a request without a purpose
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
@@ -26,11 +27,16 @@ def run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str
     return code, capsys.readouterr().err
 
 
+def convert(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
+    """``convert`` for treatment use."""
+    return run(capsys, "convert", *TREAT, *args)
+
+
 def test_convert_example_writes_a_valid_transaction_bundle(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bundle.json"
-    code, err = run(capsys, "convert", EXAMPLE, *PATIENT, *ISSUED, "--validate", "--out", out)
+    code, err = convert(capsys, EXAMPLE, *PATIENT, *ISSUED, "--validate", "--out", out)
     assert code == 0, err
     bundle = orjson.loads(out.read_bytes())
     assert bundle["resourceType"] == "Bundle"
@@ -45,7 +51,8 @@ def test_same_input_and_options_give_identical_bytes(
 ) -> None:
     outs = [tmp_path / "a.json", tmp_path / "b.json"]
     for out in outs:
-        assert run(capsys, "convert", EXAMPLE, *PATIENT, "--out", out)[0] == 0
+        at = ["--decided-at", "2026-11-22T12:00:00Z"]  # the Provenance records the decision
+        assert convert(capsys, EXAMPLE, *PATIENT, *at, "--out", out)[0] == 0
     assert outs[0].read_bytes() == outs[1].read_bytes()
 
 
@@ -53,9 +60,7 @@ def test_ndjson_writes_one_file_per_resource_type(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bulk"
-    code, err = run(
-        capsys, "convert", EXAMPLE, "--patient", "p1", "--format", "ndjson", "--out", out
-    )
+    code, err = convert(capsys, EXAMPLE, "--patient", "p1", "--format", "ndjson", "--out", out)
     assert code == 0, err
     names = sorted(p.name for p in out.iterdir())
     assert "Observation.ndjson" in names
@@ -70,7 +75,7 @@ def test_not_a_vcf_exits_3_with_the_file_named_and_writes_nothing(
     bad = tmp_path / "report.vcf"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     out = tmp_path / "bundle.json"
-    code, err = run(capsys, "convert", bad, *PATIENT, "--out", out)
+    code, err = convert(capsys, bad, *PATIENT, "--out", out)
     assert code == 3
     assert "report.vcf" in err
     assert "Traceback" not in err
@@ -85,13 +90,13 @@ def test_truncated_gzip_exits_3_and_leaves_no_partial_output(
     cut = tmp_path / "cut.vcf.gz"
     cut.write_bytes(data[: len(data) * 2 // 3])
     out = tmp_path / "bundle.json"
-    code, err = run(capsys, "convert", cut, *PATIENT, "--out", out)
+    code, err = convert(capsys, cut, *PATIENT, "--out", out)
     assert code == 3, err
     assert not out.exists()
 
 
 def test_missing_file_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = run(capsys, "convert", tmp_path / "nope.vcf", *PATIENT, "--out", tmp_path / "o")
+    code, err = convert(capsys, tmp_path / "nope.vcf", *PATIENT, "--out", tmp_path / "o")
     assert code == 3
     assert "nope.vcf" in err
 
@@ -99,8 +104,8 @@ def test_missing_file_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_unknown_sample_lists_the_samples(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = run(
-        capsys, "convert", EXAMPLE, *PATIENT, "--sample", "NOBODY", "--out", tmp_path / "o.json"
+    code, err = convert(
+        capsys, EXAMPLE, *PATIENT, "--sample", "NOBODY", "--out", tmp_path / "o.json"
     )
     assert code == 3
     assert "NOBODY" in err
@@ -122,7 +127,7 @@ def test_unknown_sample_lists_the_samples(
 def test_conflicting_or_bad_options_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
 ) -> None:
-    code, err = run(capsys, "convert", EXAMPLE, *args, "--out", tmp_path / "o.json")
+    code, err = convert(capsys, EXAMPLE, *args, "--out", tmp_path / "o.json")
     assert code == 2, err
     assert needle in err
     assert not (tmp_path / "o.json").exists()
@@ -132,7 +137,7 @@ def test_validate_command_accepts_our_output_and_rejects_a_broken_copy(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bundle.json"
-    assert run(capsys, "convert", EXAMPLE, *PATIENT, "--format", "collection", "--out", out)[0] == 0
+    assert convert(capsys, EXAMPLE, *PATIENT, "--format", "collection", "--out", out)[0] == 0
     assert main(["validate", str(out)]) == 0
     assert " 0 errors" in capsys.readouterr().out
     bundle = orjson.loads(out.read_bytes())
@@ -146,8 +151,9 @@ def test_validate_command_accepts_our_output_and_rejects_a_broken_copy(
 
 def test_console_script_runs_as_a_real_process(tmp_path: Path) -> None:
     out = tmp_path / "bundle.json"
+    args = ["convert", *TREAT, str(EXAMPLE), *PATIENT, "--out", str(out)]
     proc = subprocess.run(
-        [sys.executable, "-m", "adapter.cli", "convert", str(EXAMPLE), *PATIENT, "--out", str(out)],
+        [sys.executable, "-m", "adapter.cli", *args],
         capture_output=True,
         text=True,
         check=False,
@@ -160,10 +166,7 @@ def test_validate_accepts_a_bulk_ndjson_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bulk"
-    assert (
-        run(capsys, "convert", EXAMPLE, "--patient", "p1", "--format", "ndjson", "--out", out)[0]
-        == 0
-    )
+    assert convert(capsys, EXAMPLE, "--patient", "p1", "--format", "ndjson", "--out", out)[0] == 0
     assert main(["validate", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Observation.ndjson" in printed
@@ -177,13 +180,13 @@ def test_tumor_measures_become_biomarker_observations(
 ) -> None:
     out = tmp_path / "bundle.json"
     args = ["--tmb", "9.5", "--msi", "MSS", "--validate", "--out", out]
-    code, err = run(capsys, "convert", EXAMPLE, *PATIENT, *ISSUED, *args)
+    code, err = convert(capsys, EXAMPLE, *PATIENT, *ISSUED, *args)
     assert code == 0, err
     data = out.read_bytes()
     assert b'"94076-7"' in data
     assert b'"LA14122-8"' in data
     with pytest.raises(SystemExit) as raised:
-        run(capsys, "convert", EXAMPLE, *PATIENT, "--msi", "high", "--out", out)
+        convert(capsys, EXAMPLE, *PATIENT, "--msi", "high", "--out", out)
     assert raised.value.code == 2
     assert "--msi" in capsys.readouterr().err
 
@@ -194,10 +197,10 @@ def test_knowledge_file_yields_therapeutic_implications(
     out = tmp_path / "bundle.json"
     knowledge = ROOT / "examples" / "actionability.tsv"
     args = ["--msi", "MSI-H", "--knowledge", knowledge, "--validate", "--out", out]
-    code, err = run(capsys, "convert", EXAMPLE, *PATIENT, *ISSUED, *args)
+    code, err = convert(capsys, EXAMPLE, *PATIENT, *ISSUED, *args)
     assert code == 0, err
     assert out.read_bytes().count(b"StructureDefinition/therapeutic-implication") == 1
-    code, err = run(capsys, "convert", EXAMPLE, *PATIENT, "--knowledge", tmp_path, "--out", out)
+    code, err = convert(capsys, EXAMPLE, *PATIENT, "--knowledge", tmp_path, "--out", out)
     assert code == 3
     assert "knowledge file" in err
 
@@ -207,18 +210,18 @@ def test_classifications_and_pgx_files_reach_the_conversion_options(
 ) -> None:
     seen: list[ConvertOptions] = []
 
-    def convert(source: Path, out: Path, options: ConvertOptions, **_: object) -> object:
+    def converted(source: Path, out: Path, options: ConvertOptions, **_: object) -> object:
         seen.append(options)
         return ConversionSummary()
 
-    monkeypatch.setattr(cli, "convert_vcf", convert)
+    monkeypatch.setattr(cli, "convert_vcf", converted)
     labs, pgx = ROOT / "examples" / "lab-classifications.json", ROOT / "examples" / "pgx"
     args: list[str | Path] = ["--classifications", labs, "--pgx", pgx / "calls.tsv"]
     args += ["--out", tmp_path / "o"]
-    code, err = run(capsys, "convert", EXAMPLE, *PATIENT, *args)
+    code, err = convert(capsys, EXAMPLE, *PATIENT, *args)
     assert code == 0, err
     assert (seen[0].classifications, seen[0].pharmacogenomics) == (labs, pgx / "calls.tsv")
-    assert run(capsys, "convert", EXAMPLE, *PATIENT, "--out", tmp_path / "o")[0] == 0
+    assert convert(capsys, EXAMPLE, *PATIENT, "--out", tmp_path / "o")[0] == 0
     assert (seen[1].classifications, seen[1].pharmacogenomics) == (None, None)
 
 
@@ -240,7 +243,8 @@ def test_classifications_and_pgx_end_to_end(
     labs, calls = ROOT / "examples" / "lab-classifications.tsv", ROOT / "examples" / "pgx"
     args: list[str | Path] = ["--classifications", labs, "--pgx", calls / "calls.tsv"]
     args += ["--validate", "--format", "collection", "--out", out]
-    code, err = run(capsys, "convert", VCF / "vep_sample.vcf", "--patient", "p-1", *args)
+    args += ["--indication", "BRCA1,TP53"]  # else their findings are secondary: withheld
+    code, err = convert(capsys, VCF / "vep_sample.vcf", "--patient", "p-1", *args)
     assert code == 0, err
     resources = [e["resource"] for e in orjson.loads(out.read_bytes())["entry"]]
     tasks = [r for r in resources if r["resourceType"] == "Task"]
@@ -250,7 +254,7 @@ def test_classifications_and_pgx_end_to_end(
     bad = tmp_path / "calls.tsv"
     bad.write_text("gene\tdiplotype\nCYP2C19\t*1/*2\n")
     args = ["--patient", "p-1", "--pgx", bad, "--out", tmp_path / "o.json"]
-    code, err = run(capsys, "convert", VCF / "vep_sample.vcf", *args)
+    code, err = convert(capsys, VCF / "vep_sample.vcf", *args)
     assert code == 3
     assert str(bad) in err
 
@@ -263,7 +267,7 @@ def test_transcript_order_chooses_the_representative_transcript(
 
     def braf_transcripts(*order: str) -> set[str]:
         out = tmp_path / f"{len(order)}.json"
-        code, err = run(capsys, "convert", vep, *PATIENT, "--format", "collection", *order,
+        code, err = convert(capsys, vep, *PATIENT, "--format", "collection", *order,
                         "--out", out)  # fmt: skip
         assert code == 0, err
         resources = [e["resource"] for e in orjson.loads(out.read_bytes())["entry"]]
@@ -278,3 +282,35 @@ def test_transcript_order_chooses_the_representative_transcript(
     assert "ENST00000646891.2" in braf_transcripts()
     picked = braf_transcripts("--transcript-order", "picked,mane_select")
     assert "ENST00000288602.11" in picked and "ENST00000646891.2" not in picked
+
+
+def test_convert_without_a_purpose_is_refused_and_audited(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bundle.json"
+    code, err = run(capsys, "convert", EXAMPLE, *PATIENT, "--out", out)
+    assert code == 7
+    assert "no purpose of use" in err
+    assert not out.exists()
+    [event] = (tmp_path / "bundle.json.audit.ndjson").read_bytes().splitlines()
+    assert orjson.loads(event)["outcome"] == "8"
+
+
+def test_convert_applies_the_patients_consent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, log = tmp_path / "bundle.json", tmp_path / "audit.ndjson"
+    consents = ROOT / "tests" / "data" / "consent"
+    args: list[str | Path] = ["--patient", "pat-1001", "--format", "collection", "--out", out]
+    args += ["--consent", consents / "r4_secondary_findings_opt_in.json", "--audit-log", log]
+    args += ["--birth-date", "1980-05-17", "--decided-at", "2026-11-22T12:00:00Z", "--validate"]
+    code, err = convert(capsys, VCF / "secondary_findings.vcf", *args)
+    assert code == 0, err
+    resources = [e["resource"] for e in orjson.loads(out.read_bytes())["entry"]]
+    labelled = [r for r in resources if "secondary-finding" in str(r["meta"]["security"])]
+    assert labelled and "BRCA2" in orjson.dumps(labelled).decode()
+    assert len(log.read_bytes().splitlines()) == 6  # the report, then BRCA2 HFE LDLR MUTYH TTN
+    other = ["--patient", "p-2", "--consent", consents / "r4_secondary_findings_opt_in.json"]
+    code, err = convert(capsys, EXAMPLE, *other, "--out", tmp_path / "o.json")
+    assert code == 3
+    assert "Consent.patient" in err and not (tmp_path / "o.json").exists()

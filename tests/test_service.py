@@ -17,11 +17,11 @@ import uvicorn
 
 from adapter.errors import OptionsError
 from adapter.readers.annotations import PrimaryRule
-from adapter.service import UPLOAD_PARTS, create_app, options_from_fields
+from adapter.service import AUDIT_LOG_ENV, UPLOAD_PARTS, create_app, options_from_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "NA12878-panel.vcf.gz"
-FIELDS = {"patient_identifier": "http://hospital.example.org/mrn|MRN-0001"}
+FIELDS = {"patient_identifier": "http://hospital.example.org/mrn|MRN-0001", "purpose": "TREAT"}
 
 
 def _free_port() -> int:
@@ -31,7 +31,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
+def audit_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The deployment's audit log, where the service appends every decision."""
+    path = tmp_path_factory.mktemp("audit") / "audit.ndjson"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(AUDIT_LOG_ENV, str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def base_url(audit_log: Path) -> Iterator[str]:
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
@@ -80,7 +89,7 @@ def test_plain_upload_with_options_in_the_query(base_url: str) -> None:
     plain = gzip.decompress(EXAMPLE.read_bytes())
     r = httpx.post(
         f"{base_url}/v1/convert",
-        params={"format": "collection", "patient": "p-42"},
+        params={"format": "collection", "patient": "p-42", "purpose": "TREAT"},
         files={"file": ("panel.vcf", plain)},
         timeout=60,
     )
@@ -197,12 +206,12 @@ def test_uploads_as_text_twice_or_under_another_name_are_400(base_url: str) -> N
 
 
 def test_file_parts_fill_the_options_the_cli_names_alike(tmp_path: Path) -> None:
-    uploads = {part: tmp_path / part / "x" for part in UPLOAD_PARTS}
+    uploads = {part: [tmp_path / part / "x"] for part in UPLOAD_PARTS if part != "consent"}
     options = options_from_fields({"patient": ["p-1"]}, input_name="x.vcf", uploads=uploads)
     assert (options.knowledge, options.classifications, options.pharmacogenomics) == (
-        uploads["knowledge"],
-        uploads["classifications"],
-        uploads["pgx"],
+        uploads["knowledge"][0],
+        uploads["classifications"][0],
+        uploads["pgx"][0],
     )
     bare = options_from_fields({"patient": ["p-1"]}, input_name="x.vcf")
     assert (bare.knowledge, bare.classifications, bare.pharmacogenomics) == (None, None, None)
@@ -238,7 +247,8 @@ def test_classifications_and_pgx_as_file_parts(base_url: str) -> None:
         "classifications": ("lab.json", (ROOT / "examples/lab-classifications.json").read_bytes()),
         "pgx": ("p.report.json", (ROOT / "examples/pgx/pharmcat.report.json").read_bytes()),
     }
-    fields = {"patient": "p-1", "validate": "true", "format": "collection"}
+    fields = {"patient": "p-1", "validate": "true", "format": "collection", "purpose": "TREAT"}
+    fields["indication"] = "BRCA1,TP53"  # else their findings are secondary: withheld
     r = httpx.post(f"{base_url}/v1/convert", files=parts, data=fields, timeout=60)
     assert r.status_code == 200, r.text
     resources = [e["resource"] for e in r.json()["entry"]]
@@ -253,3 +263,36 @@ def test_classifications_and_pgx_as_file_parts(base_url: str) -> None:
     )
     assert r.status_code == 422
     assert r.json()["issue"][0]["diagnostics"].startswith("part 'pgx' (old.report.json)")
+
+
+CONSENTS = ROOT / "tests" / "data" / "consent"
+SF_VCF = ROOT / "tests" / "data" / "vcf" / "secondary_findings.vcf"
+
+
+def test_consents_as_file_parts_decide_and_the_deployment_audits(
+    base_url: str, audit_log: Path
+) -> None:
+    before = audit_log.read_bytes().count(b"\n") if audit_log.exists() else 0
+    consent = (CONSENTS / "r4_secondary_findings_cancer.json").read_bytes()
+    files = [
+        ("file", ("sf.vcf", SF_VCF.read_bytes())),
+        ("consent", ("treatment.json", (CONSENTS / "r4_treatment_opt_in.json").read_bytes())),
+        ("consent", ("sf-cancer.json", consent)),
+    ]
+    fields = {"patient": "pat-1001", "purpose": "TREAT", "format": "collection"}
+    fields |= {"birth_date": "1980-05-17", "decided_at": "2026-11-22T12:00:00Z"}
+    r = httpx.post(f"{base_url}/v1/convert", files=files, data=fields, timeout=60)
+    assert r.status_code == 200, r.text
+    text = r.text
+    assert "secondary-finding" in text and "BRCA2" in text and "LDLR" not in text
+    assert audit_log.read_bytes().count(b"\n") == before + 6
+
+
+def test_a_policy_refusal_is_403_and_a_client_cannot_send_a_policy(base_url: str) -> None:
+    r = post(base_url, EXAMPLE.read_bytes(), purpose="HMARKT")
+    assert r.status_code == 403
+    assert r.json()["issue"][0]["code"] == "forbidden"
+    files = {"file": ("x.vcf.gz", EXAMPLE.read_bytes()), "policy": ("p.yaml", b"never: []")}
+    r = httpx.post(f"{base_url}/v1/convert", files=files, data=FIELDS, timeout=60)
+    assert r.status_code == 400
+    assert "policy" in r.json()["issue"][0]["diagnostics"]

@@ -151,11 +151,13 @@ def _explained(decision: Decision, item_ref: Mapping[str, Any]) -> str:
 
 
 def _named(reference: Mapping[str, Any]) -> str:
-    """A FHIR Reference as text: its type, then its literal reference or its identifier."""
+    """A FHIR Reference as text: its type, then its literal reference or its identifier, then
+    its display."""
     ident = reference.get("identifier") or {}
     what = reference.get("reference") or f"{ident.get('system')}|{ident.get('value')}"
-    kind = reference.get("type")
-    return f"{kind} {what}" if kind else str(what)
+    kind, display = reference.get("type"), reference.get("display")
+    named = f"{kind} {what}" if kind else str(what)
+    return f"{named} ({display})" if display else named
 
 
 def _purposes(request: Request) -> list[dict[str, Any]]:

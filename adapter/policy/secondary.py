@@ -193,11 +193,17 @@ class SecondaryFindingDecision:
     reason: str  # one sentence, starting with the gene, e.g. "HFE: p.Cys282Tyr homozygous"
     alleles: tuple[CandidateAllele, ...]  # every candidate of the gene
     listing: ListedGene  # the gene's row: category, adult_onset, verified
+    #: the alleles the finding is made of, to return when reportable (none when not): the
+    #: P/LP ones the gene's rule and restrictions admit (HFE: homozygous p.Cys282Tyr alone,
+    #: TTN: the truncating ones)
+    disclosed: tuple[CandidateAllele, ...] = ()
 
 
 class _Verdict(NamedTuple):
     reportable: bool
     reason: str
+    #: of the admitted alleles, those the finding is made of, when they are not all of them
+    only: tuple[CandidateAllele, ...] | None = None
 
 
 # ---- the table ----------------------------------------------------------------------------
@@ -372,8 +378,9 @@ def _decide(
             False, f"no P/LP allele ({tiers}); VUS, likely benign and benign are not reported"
         )
     reason = f"{entry.gene}: {verdict.reason}{_UNVERIFIED.get(entry.verified, '')}"
+    disclosed = (admitted if verdict.only is None else verdict.only) if verdict.reportable else ()
     return SecondaryFindingDecision(
-        entry.gene, verdict.reportable, entry.rule, reason, alleles, entry
+        entry.gene, verdict.reportable, entry.rule, reason, alleles, entry, disclosed
     )
 
 
@@ -442,14 +449,14 @@ def _phase(alleles: tuple[CandidateAllele, ...]) -> Relation | None:
 
 def _hfe(alleles: tuple[CandidateAllele, ...], sex: Sex) -> _Verdict:
     c282y = [a for a in alleles if a.protein_change == _C282Y]
-    if any(a.zygosity is Zygosity.HOMOZYGOUS for a in c282y):
-        return _Verdict(True, f"p.{_C282Y} homozygous")
+    if homozygous := tuple(a for a in c282y if a.zygosity is Zygosity.HOMOZYGOUS):
+        return _Verdict(True, f"p.{_C282Y} homozygous", homozygous)
     return _Verdict(False, f"{_described(alleles)}; only homozygous p.{_C282Y} is reported")
 
 
 def _truncating(alleles: tuple[CandidateAllele, ...], sex: Sex) -> _Verdict:
     if truncating := tuple(a for a in alleles if a.truncating):
-        return _Verdict(True, f"{_described(truncating)}, truncating")
+        return _Verdict(True, f"{_described(truncating)}, truncating", truncating)
     return _Verdict(
         False, f"{_described(alleles)}, not truncating; only truncating variants are reported"
     )

@@ -3,7 +3,8 @@
 * VEP's ``CSQ`` and SnpEff's ``ANN``: one ``|``-separated entry per (ALT allele, transcript),
   entries separated by ``,``; the header's Description names the fields. The parser compiles
   the field positions once per header, then reads each record with ``str.split`` alone.
-* ClinVar's ``CLNSIG``, ``CLNREVSTAT``, ``CLNDN`` and ``CLNDISDB``.
+* ClinVar's ``CLNSIG``, ``CLNREVSTAT``, ``CLNDN``, ``CLNDISDB`` and ``GENEINFO`` (its gene symbols,
+  which the disclosure policy needs to tell a secondary finding when no annotation names one).
 
 Policy decided here:
 
@@ -83,7 +84,7 @@ SKIP_UNMATCHED: Final = "annotation_allele_not_in_record"
 DEFAULT_AF_FIELDS: Final = ("gnomADe_AF", "gnomADg_AF", "gnomAD_AF")
 #: INFO keys that hold a population allele frequency (Number=A), if no CSQ field has one
 DEFAULT_AF_INFO_KEYS: Final = ("gnomAD_AF", "AF_popmax")
-CLINVAR_KEYS: Final = ("CLNSIG", "CLNREVSTAT", "CLNDN", "CLNDISDB")
+CLINVAR_KEYS: Final = ("CLNSIG", "CLNREVSTAT", "CLNDN", "CLNDISDB", "GENEINFO")
 
 
 class PrimaryRule(StrEnum):
@@ -606,12 +607,13 @@ def parse_clinvar(info: InfoValues) -> ClinVarAssertion | None:
         _text(info.get("CLNREVSTAT")),
         _text(info.get("CLNDN")),
         _text(info.get("CLNDISDB")),
+        _text(info.get("GENEINFO")),
     )
 
 
 @lru_cache(maxsize=4096)
 def _clinvar(
-    clnsig: str, revstat: str | None, names: str | None, ids: str | None
+    clnsig: str, revstat: str | None, names: str | None, ids: str | None, genes: str | None
 ) -> ClinVarAssertion:
     """Cached: few distinct CLN* combinations recur across a file's records, and the
     assertion is immutable, so records may share one."""
@@ -626,6 +628,7 @@ def _clinvar(
         review_status=status,
         stars=_STARS.get(status.casefold()) if status else None,
         conditions=_conditions(names, ids),
+        genes=tuple(g.partition(":")[0] for g in genes.split("|") if g) if genes else (),
     )
 
 
