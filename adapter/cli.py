@@ -7,11 +7,16 @@ problem, 6 output not written, 7 disclosure denied by the policy, 1 any other ad
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
+
+import orjson
 
 from .convert import (
     ConvertOptions,
@@ -23,9 +28,18 @@ from .convert import (
     transcript_order,
     tumor_biomarkers,
 )
-from .disclosure import Disclosure, audit_log_path, disclosure_request
-from .errors import AdapterError, InputError, UnknownSampleError
-from .model import ConversionSummary, GenomeBuild, GenomicSourceClass, MicrosatelliteStatus, Sex
+from .decision import decide_bundle, decision_json
+from .disclosure import Disclosure, audit_log_path, disclosure_request, refusal
+from .errors import AdapterError, InputError, OptionsError, OutputError, UnknownSampleError
+from .model import (
+    ConversionSummary,
+    GenomeBuild,
+    GenomicSourceClass,
+    MicrosatelliteStatus,
+    PatientRef,
+    Sex,
+)
+from .policy import read_consent
 from .regions import parse_region
 
 __all__ = ["main"]
@@ -52,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_convert(sub)
+    _add_decide(sub)
     _add_validate(sub)
     _add_serve(sub)
     _add_packages(sub)
@@ -136,11 +151,18 @@ def _add_convert(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="processes that read and build variants (0: one per core, up to 8, over 8 MiB)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
-    _add_disclosure(p)
+    g = _add_disclosure(p)
+    g.add_argument(
+        "--pseudonym-key-file",
+        type=Path,
+        metavar="FILE",
+        help="the secret key (at least 32 bytes) that de-identifies the output, as a research "
+        "disclosure (HRESCH) must be; NDJSON only",
+    )
     p.set_defaults(run=_run_convert)
 
 
-def _add_disclosure(p: argparse.ArgumentParser) -> None:
+def _add_disclosure(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """The disclosure request every output answers (see the README's policy section)."""
     g = p.add_argument_group("disclosure policy")
     g.add_argument(
@@ -176,6 +198,21 @@ def _add_disclosure(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="NDJSON file the AuditEvents are appended to (default: OUT.audit.ndjson)",
     )
+    return g
+
+
+def _add_decide(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "decide",
+        help="filter a Bundle of a patient's genomic results by the disclosure policy",
+        description="Prints the decision, its reasons and obligations as JSON; writes the "
+        "filtered, labelled Bundle to OUT unless the policy refuses (exit 7).",
+    )
+    p.add_argument("bundle", type=Path, help="a FHIR R4 Bundle (JSON) of one patient")
+    p.add_argument("--out", type=Path, required=True, help="the filtered Bundle")
+    p.add_argument("--sex", choices=[s.value for s in Sex], default=Sex.UNKNOWN.value)
+    _add_disclosure(p)
+    p.set_defaults(run=_run_decide)
 
 
 def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -234,16 +271,29 @@ def _convert_options(args: argparse.Namespace) -> ConvertOptions:
         knowledge=args.knowledge,
         classifications=args.classifications,
         pharmacogenomics=args.pgx,
-        disclosure=_disclosure(args),
+        disclosure=_disclosure(args, patient_ref(args.patient, args.patient_identifier)),
+        pseudonym_key=_key(args.pseudonym_key_file),
     )
 
 
-def _disclosure(args: argparse.Namespace) -> Disclosure:
+def _key(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise OptionsError(
+            f"cannot read the pseudonym key: {e.strerror}", source=str(path), field="pseudonym_key"
+        ) from e
+
+
+def _disclosure(args: argparse.Namespace, patient: PatientRef | None) -> Disclosure:
+    """The disclosure options; the Consents read for ``patient`` (another's is an error), or
+    for the patient of the data when None."""
     return disclosure_request(
-        patient_ref(args.patient, args.patient_identifier),
+        [read_consent(path, patient=patient) for path in args.consent],
         purpose=args.purpose,
         at=parse_instant(args.decided_at, "decided_at") if args.decided_at else None,
-        consents=args.consent,
         policy=args.policy,
         indication=args.indication,
         birth_date=args.birth_date,
@@ -251,6 +301,48 @@ def _disclosure(args: argparse.Namespace) -> Disclosure:
         break_glass=args.break_glass,
         audit_log=args.audit_log or audit_log_path(args.out),
     )
+
+
+def _run_decide(args: argparse.Namespace) -> int:
+    disclosure = _disclosure(args, None)  # decide_bundle checks the Consents' patient
+    if disclosure.request.purpose in disclosure.policy.research:
+        raise OptionsError(
+            "a research disclosure is de-identified, which decide does not do: convert with "
+            "--pseudonym-key-file",
+            field="purpose",
+        )
+    result = decide_bundle(_read_json(args.bundle), disclosure, sex=Sex(args.sex))
+    print(json.dumps(decision_json(result), indent=2))
+    if result.bundle is None:
+        raise refusal(result.decision)
+    _write_atomically(args.out, orjson.dumps(result.bundle))
+    return 0
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except OSError as e:
+        raise InputError(f"cannot read the file: {e.strerror}", source=str(path)) from e
+    except orjson.JSONDecodeError as e:
+        raise InputError(f"not valid JSON: {e}", source=str(path)) from e
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """``data`` in ``path``, whole or not at all."""
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OutputError(f"cannot write beside {path}: {e.strerror}") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(name, path)
+    except OSError as e:
+        Path(name).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {e.strerror}") from e
 
 
 def _run_validate(args: argparse.Namespace) -> int:

@@ -14,12 +14,14 @@ import re
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, NamedTuple
+
+import orjson
 
 from .assembly import accession
 from .conformance import checker, sharing, variant_checks
@@ -68,7 +70,7 @@ from .parallel import (
     withholding,
 )
 from .phasing import PhaseRelation, PhaseTracker
-from .policy import Decision, Item, audit_event, labelled
+from .policy import Decision, Deidentifier, Item, audit_event, labelled
 from .readers.annotations import DEFAULT_PRIMARY_ORDER, PrimaryRule, find_sources
 from .readers.classifications import ClassificationTable, read_classifications
 from .readers.knowledge import KnowledgeBase, read_knowledge
@@ -147,6 +149,9 @@ class ConvertOptions:
     #: the disclosure request the output answers (adapter.disclosure); None: no policy is
     #: applied, for a lab's own use of its results (the CLI and the API always give one)
     disclosure: Disclosure | None = None
+    #: the secret key of the de-identification (adapter.policy.Deidentifier): when given, the
+    #: output is pseudonymised, as a research disclosure must be
+    pseudonym_key: bytes | None = field(default=None, repr=False)
 
     def check(self) -> None:
         """Reject contradictory or impossible options before any work is done."""
@@ -171,12 +176,16 @@ class ConvertOptions:
         if self.issued is not None and self.issued.tzinfo is None:
             raise OptionsError("the issued time needs a time zone (e.g. 2026-01-31T12:00:00Z)")
         d = self.disclosure
-        if d is not None and d.request.purpose in d.policy.research:
+        research = d is not None and d.request.purpose in d.policy.research
+        if research and self.pseudonym_key is None:
             raise OptionsError(
-                "a research disclosure needs de-identified output, which conversion does not "
-                "make: convert for the lab's purpose, then de-identify with adapter.policy's "
-                "Deidentifier",
-                field="purpose",
+                "a research disclosure is de-identified: give the deployment's pseudonym key "
+                "(--pseudonym-key-file)",
+                field="pseudonym_key",
+            )
+        if self.pseudonym_key is not None and self.output_format is not OutputFormat.NDJSON:
+            raise OptionsError(
+                "de-identified output is Bulk NDJSON (--format ndjson)", field="format"
             )
 
 
@@ -191,6 +200,34 @@ def convert_vcf(
     options.check()
     if not source.is_file():
         raise InputError("no such file", source=str(source))
+    if options.pseudonym_key is not None:
+        return _research(source, destination, options, progress)
+    return _convert(source, destination, options, progress)[0]
+
+
+def _research(
+    source: Path, destination: Path, options: ConvertOptions, progress: ProgressCallback | None
+) -> ConversionSummary:
+    """A research disclosure: the conversion, with its policy, into a private folder beside
+    the destination, then each resource de-identified (:class:`Deidentifier`) into it."""
+    key = options.pseudonym_key or b""
+    deidentifier = Deidentifier(key, options.patient)  # a short key fails before any work
+    with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".identified.") as folder:
+        identified = Path(folder) / "ndjson"
+        summary, ctx = _convert(source, identified, options, progress)
+        with open_writer(OutputFormat.NDJSON.value, destination, ctx) as writer:
+            for path in sorted(identified.iterdir()):
+                with path.open("rb") as lines:
+                    for line in lines:
+                        writer.add(deidentifier.deidentified(orjson.loads(line)))
+            summary.resources_written = writer.counts()
+    return summary
+
+
+def _convert(
+    source: Path, destination: Path, options: ConvertOptions, progress: ProgressCallback | None
+) -> tuple[ConversionSummary, AnalysisContext]:
+    """:func:`convert_vcf`'s work, and the conversion's context."""
     studied = read_bed(options.regions_bed) if options.regions_bed else ()
     uncallable = read_bed(options.uncallable_bed) if options.uncallable_bed else ()
     sources = _read_sources(options)
@@ -262,7 +299,7 @@ def convert_vcf(
                     writer.add(record)
                 audited(disclosure.audit_log, events)  # before the output is committed
             summary.resources_written = writer.counts()
-    return summary
+    return summary, ctx
 
 
 def _permitted(disclosure: Disclosure, ctx: AnalysisContext) -> Decision:

@@ -51,7 +51,6 @@ from .model import (
     AnalysisContext,
     Finding,
     LabClassification,
-    PatientRef,
     Sex,
     VariantCall,
 )
@@ -73,7 +72,6 @@ from .policy import (
     item_of,
     load_policy,
     provenance,
-    read_consent,
 )
 from .policy.consent import Reference
 from .policy.labels import LABEL_SECONDARY_FINDING, coding_json
@@ -369,11 +367,10 @@ def secondary_labelled(data: bytes, ids: bytes) -> bytes:
 
 
 def disclosure_request(
-    patient: PatientRef,
+    consents: Sequence[Consent] = (),
     *,
     purpose: str | None,
     at: datetime | None = None,
-    consents: Sequence[Path] = (),
     policy: Path | None = None,
     indication: Sequence[str] = (),
     birth_date: str | None = None,
@@ -381,9 +378,8 @@ def disclosure_request(
     break_glass: bool = False,
     audit_log: Path | None = None,
 ) -> Disclosure:
-    """A Disclosure from the options of the CLI and the API: the Consent files read for
-    ``patient`` (another patient's is an error), the policy file (the shipped one when None),
-    the decision's instant (now when None)."""
+    """A Disclosure from the options of the CLI and the API: the policy file (the shipped one
+    when None), the decision's instant (now when None)."""
     when = at or datetime.now(UTC)
     request = Request(
         purpose or None, when, _birth_date(birth_date), _recipient(recipient), break_glass
@@ -391,7 +387,7 @@ def disclosure_request(
     return Disclosure(
         request,
         load_policy(policy),
-        tuple(read_consent(path, patient=patient) for path in consents),
+        tuple(consents),
         Indication.parse(indication),
         audit_log,
     )

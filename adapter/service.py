@@ -23,7 +23,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request
@@ -43,9 +43,11 @@ from .convert import (
     transcript_order,
     tumor_biomarkers,
 )
-from .disclosure import disclosure_request
+from .decision import decide_bundle, decision_json
+from .disclosure import Disclosure, disclosure_request
 from .errors import AdapterError, OptionsError
 from .model import GenomeBuild, GenomicSourceClass, Sex
+from .policy import consent_from_dict, read_consent
 from .regions import parse_region
 
 __all__ = ["create_app"]
@@ -61,8 +63,9 @@ _FALSE = {"false", "0", "no", "off", ""}
 UPLOAD_PARTS = ("knowledge", "classifications", "pgx", "consent")
 #: the parts that may be sent more than once
 _REPEATABLE = frozenset({"consent"})
-#: the deployment's policy file and audit log
+#: the deployment's policy file, audit log, and the key that de-identifies research output
 POLICY_ENV, AUDIT_LOG_ENV = "FHIR_GENOMICS_POLICY", "FHIR_GENOMICS_AUDIT_LOG"
+KEY_ENV = "FHIR_GENOMICS_PSEUDONYM_KEY_FILE"
 _DEFAULT_AUDIT_LOG = "fhir-genomics-audit.ndjson"
 _MAX_FILES = len(UPLOAD_PARTS) + 15  # up to 16 Consents
 
@@ -92,6 +95,16 @@ def create_app() -> FastAPI:
             415: {},
             422: {},
         },
+    )
+    app.add_api_route(
+        "/v1/consent/decide",
+        _decide,
+        methods=["POST"],
+        summary="The disclosure decision on a Bundle of one patient's genomic results (JSON "
+        "body: bundle, consents, purpose, recipient, indication, birth_date, sex, break_glass, "
+        "decided_at): the decision, its reasons, the obligations and the filtered Bundle",
+        response_class=Response,
+        responses={200: {"content": {"application/json": {}}}, 400: {}, 422: {}},
     )
     return app
 
@@ -125,6 +138,70 @@ async def _convert(request: Request) -> Response:
         raise
     media = FHIR_NDJSON if out.is_dir() else FHIR_JSON
     return StreamingResponse(_stream_and_remove(out, workdir), media_type=media)
+
+
+#: the members of a decide request, and their JSON types
+_DECIDE: Final = {
+    "bundle": dict, "consents": list, "purpose": str, "recipient": str, "indication": list,
+    "birth_date": str, "sex": str, "break_glass": bool, "decided_at": str,
+}  # fmt: skip
+
+
+async def _decide(request: Request) -> Response:
+    """A deny is a decision too: 200, with no Bundle. The policy and the audit log are the
+    deployment's, as for conversions."""
+    body = _decide_body(await request.body())
+    consents = [
+        consent_from_dict(c, source=f"consents[{i}]") for i, c in enumerate(body["consents"])
+    ]
+    text = body.get("decided_at")
+    disclosure = disclosure_request(
+        consents,
+        purpose=body.get("purpose"),
+        at=parse_instant(text, "decided_at") if text else None,
+        policy=Path(path) if (path := os.environ.get(POLICY_ENV)) else None,
+        indication=body["indication"],
+        birth_date=body.get("birth_date"),
+        recipient=body.get("recipient"),
+        break_glass=body.get("break_glass", False),
+        audit_log=Path(os.environ.get(AUDIT_LOG_ENV) or _DEFAULT_AUDIT_LOG),
+    )
+    if disclosure.request.purpose in disclosure.policy.research:
+        raise OptionsError(
+            "a research disclosure is de-identified, which decide does not do", field="purpose"
+        )
+    sex = _choice(Sex, body.get("sex"), "sex") or Sex.UNKNOWN
+    result = await run_in_threadpool(decide_bundle, body["bundle"], disclosure, sex=sex)
+    answer = decision_json(result) | {"bundle": result.bundle}
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
+def _decide_body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise OptionsError(f"the request body is not JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise OptionsError("the request body must be a JSON object")
+    for key, value in body.items():
+        if key not in _DECIDE:
+            raise OptionsError(f"unknown member {key!r}; use {', '.join(_DECIDE)}", field=key)
+        if not isinstance(value, _DECIDE[key]):
+            _not_a(key)
+    if "bundle" not in body:
+        raise OptionsError("give the Bundle to decide on as 'bundle'", field="bundle")
+    for key, member in (("consents", dict), ("indication", str)):
+        body.setdefault(key, [])
+        if not all(isinstance(item, member) for item in body[key]):
+            raise OptionsError(f"each of {key} must be {_KIND[member]}", field=key)
+    return body
+
+
+_KIND: Final = {dict: "an object", list: "an array", str: "a string", bool: "true or false"}
+
+
+def _not_a(key: str) -> NoReturn:
+    raise OptionsError(f"{key} must be {_KIND[_DECIDE[key]]}", field=key)
 
 
 def _grouped(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
@@ -168,6 +245,17 @@ def options_from_fields(
         return values[0] if values else None
 
     patient = patient_ref(one("patient"), one("patient_identifier"))
+    disclosure = disclosure_request(
+        [read_consent(path, patient=patient) for path in files.get("consent", [])],
+        purpose=one("purpose"),
+        at=parse_instant(text, "decided_at") if (text := one("decided_at")) else None,
+        policy=Path(path) if (path := os.environ.get(POLICY_ENV)) else None,
+        indication=fields.get("indication", []),
+        birth_date=one("birth_date"),
+        recipient=one("recipient"),
+        break_glass=_flag(one("break_glass"), "break_glass"),
+        audit_log=Path(os.environ.get(AUDIT_LOG_ENV) or _DEFAULT_AUDIT_LOG),
+    )
     return ConvertOptions(
         patient=patient,
         sample=one("sample"),
@@ -195,19 +283,22 @@ def options_from_fields(
         knowledge=_one_file(files, "knowledge"),
         classifications=_one_file(files, "classifications"),
         pharmacogenomics=_one_file(files, "pgx"),
-        disclosure=disclosure_request(
-            patient,
-            purpose=one("purpose"),
-            at=parse_instant(text, "decided_at") if (text := one("decided_at")) else None,
-            consents=files.get("consent", []),
-            policy=Path(path) if (path := os.environ.get(POLICY_ENV)) else None,
-            indication=fields.get("indication", []),
-            birth_date=one("birth_date"),
-            recipient=one("recipient"),
-            break_glass=_flag(one("break_glass"), "break_glass"),
-            audit_log=Path(os.environ.get(AUDIT_LOG_ENV) or _DEFAULT_AUDIT_LOG),
-        ),
+        disclosure=disclosure,
+        pseudonym_key=_research_key(disclosure),
     )
+
+
+def _research_key(disclosure: Disclosure) -> bytes | None:
+    """The deployment's key, for a research request: its output is de-identified."""
+    if disclosure.request.purpose not in disclosure.policy.research:
+        return None
+    path = os.environ.get(KEY_ENV)
+    if not path:
+        raise OptionsError(
+            f"this service makes no research output: no pseudonym key is configured ({KEY_ENV})",
+            field="purpose",
+        )
+    return Path(path).read_bytes()
 
 
 def _one_file(files: Mapping[str, list[Path]], part: str) -> Path | None:

@@ -161,6 +161,7 @@ def task_convert(vcf: Path, validate: bool, jobs: int, policy: bool = False) -> 
     from adapter.convert import ConvertOptions, OutputFormat, convert_vcf
     from adapter.disclosure import disclosure_request
     from adapter.model import PatientRef
+    from adapter.policy import read_consent
 
     patient = PatientRef(id="pat-1001")
     consent = HERE.parent / "tests" / "data" / "consent" / "r4_secondary_findings_opt_in.json"
@@ -179,10 +180,9 @@ def task_convert(vcf: Path, validate: bool, jobs: int, policy: bool = False) -> 
         start = time.perf_counter()
         if policy:  # reading the policy file and the Consent is part of the cost
             disclosure = disclosure_request(
-                patient,
+                [read_consent(consent, patient=patient)],
                 purpose="TREAT",
                 at=datetime(2026, 11, 22, 12, tzinfo=UTC),
-                consents=[consent],
                 birth_date="1980-05-17",
                 audit_log=Path(out) / "audit.ndjson",
             )

@@ -314,3 +314,48 @@ def test_convert_applies_the_patients_consent(
     code, err = convert(capsys, EXAMPLE, *other, "--out", tmp_path / "o.json")
     assert code == 3
     assert "Consent.patient" in err and not (tmp_path / "o.json").exists()
+
+
+def _unfiltered(tmp_path: Path) -> Path:
+    """secondary_findings.vcf as the lab converts it for itself (no policy applied)."""
+    from dataclasses import replace
+
+    from adapter.convert import OutputFormat, convert_vcf
+    from adapter.model import PatientRef
+
+    out = tmp_path / "unfiltered.json"
+    options = ConvertOptions(patient=PatientRef(id="pat-1001"))
+    convert_vcf(
+        VCF / "secondary_findings.vcf", out, replace(options, output_format=OutputFormat.COLLECTION)
+    )
+    return out
+
+
+def test_decide_filters_a_bundle_and_prints_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle, out = _unfiltered(tmp_path), tmp_path / "filtered.json"
+    consent = ROOT / "tests" / "data" / "consent" / "r4_secondary_findings_cancer.json"
+    args: list[str | Path] = [bundle, *TREAT, "--consent", consent, "--out", out]
+    args += ["--birth-date", "1980-05-17", "--decided-at", "2026-11-22T12:00:00Z"]
+    assert main(["decide", *map(str, args)]) == 0
+    printed = orjson.loads(capsys.readouterr().out)
+    assert printed["decision"] == "permit"
+    assert {g: v["decision"] for g, v in printed["genes"].items()} == {
+        "BRCA2": "permit", "HFE": "deny", "LDLR": "deny", "MUTYH": "permit", "TTN": "deny"
+    }  # fmt: skip
+    kept = orjson.dumps(orjson.loads(out.read_bytes())).decode()
+    assert "c.5946del" in kept and "c.10000C>T" not in kept
+    assert len((tmp_path / "filtered.json.audit.ndjson").read_bytes().splitlines()) == 6
+
+
+def test_decide_refusals_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bundle, out = _unfiltered(tmp_path), tmp_path / "filtered.json"
+    code, err = run(capsys, "decide", bundle, "--purpose", "HMARKT", "--out", out)
+    assert code == 7 and "policy.never" in err and not out.exists()
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    code, err = run(capsys, "decide", bad, *TREAT, "--out", out)
+    assert code == 3 and "not valid JSON" in err
+    code, err = run(capsys, "decide", bundle, "--purpose", "HRESCH", "--out", out)
+    assert code == 2 and "de-identified" in err

@@ -4,6 +4,7 @@ labels, the audit log and the Provenance; in one process and in several alike.""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -21,8 +22,9 @@ from adapter.disclosure import Disclosure, Indication, audit_log_path, secondary
 from adapter.errors import DisclosureDenied, OptionsError, OutputError, PolicyError
 from adapter.fhir.codes import SECURITY_LABELS
 from adapter.model import PatientRef, Sex
-from adapter.policy import Request, default_policy, read_consent
+from adapter.policy import Request, consent_from_dict, default_policy, read_consent
 from adapter.policy.consent import Consent, Reference
+from adapter.validation import validate_path
 
 SOURCE = VCF / "secondary_findings.vcf"
 CONSENTS = Path(__file__).resolve().parent / "data" / "consent"
@@ -64,6 +66,7 @@ def disclosure(
 def convert(
     tmp_path: Path, given: Disclosure, form: OutputFormat = OutputFormat.COLLECTION, **more: Any
 ) -> list[dict[str, Any]]:
+    tmp_path.mkdir(exist_ok=True)
     out = tmp_path / ("out" if form is OutputFormat.NDJSON else "out.json")
     options = replace(BASE, patient=PATIENT, output_format=form, disclosure=given, **more)
     convert_vcf(SOURCE, out, options)
@@ -205,9 +208,57 @@ def test_a_refused_request_writes_nothing_and_is_audited(
     assert event["outcome"] == "8"
 
 
-def test_research_needs_de_identified_output(tmp_path: Path) -> None:
-    with pytest.raises(OptionsError, match="de-identified"):
-        convert(tmp_path, disclosure(tmp_path, purpose="HRESCH"))
+KEY = bytes(range(32))
+
+
+def test_research_output_is_de_identified(tmp_path: Path) -> None:
+    given = disclosure(tmp_path, _research_consent(), purpose="HRESCH")
+    found = convert(tmp_path, given, OutputFormat.NDJSON, pseudonym_key=KEY)
+    text = orjson.dumps(found).decode()
+    assert "pat-1001" not in text and '"identifier"' not in text
+    assert all("PSEUDED" in labels(r) for r in found)
+    subjects = {r["subject"]["reference"] for r in found if "subject" in r}
+    assert len(subjects) == 1 and re.fullmatch(r"Patient/[0-9a-f]{64}", subjects.pop())
+    assert hgvs_of(found) == {CFTR}  # a research consent is no consent to secondary findings
+    assert all(validate_path(path).ok for path in (tmp_path / "out").iterdir())
+    plain = convert(tmp_path / "plain", disclosure(tmp_path), OutputFormat.NDJSON)
+    assert {r["id"] for r in plain}.isdisjoint(r["id"] for r in found)
+    issued = {r["issued"] for r in [*found, *plain] if "issued" in r}
+    assert len(issued) == 2  # the date is shifted
+
+
+def test_research_needs_a_key_ndjson_and_a_research_consent(tmp_path: Path) -> None:
+    given = disclosure(tmp_path, purpose="HRESCH")
+    with pytest.raises(OptionsError, match="pseudonym key"):
+        convert(tmp_path, given, OutputFormat.NDJSON)
+    with pytest.raises(OptionsError, match="NDJSON"):
+        convert(tmp_path, given, pseudonym_key=KEY)
+    with pytest.raises(DisclosureDenied, match="research needs a research consent"):
+        convert(tmp_path, given, OutputFormat.NDJSON, pseudonym_key=KEY)
+    with pytest.raises(PolicyError, match="32"):
+        convert(tmp_path, replace(given, consents=(_research_consent(),)), OutputFormat.NDJSON,
+                pseudonym_key=b"short")  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
+def _research_consent() -> Consent:
+    """pat-1001's consent to research use of the results."""
+    return consent_from_dict(
+        {
+            "resourceType": "Consent",
+            "id": "research",
+            "status": "active",
+            "scope": {"coding": [{"system": _SCOPE, "code": "research"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": "Patient/pat-1001"},
+            "dateTime": "2025-01-10T09:00:00Z",
+            "provision": {"type": "permit", "purpose": [{"system": _ACT_REASON, "code": "HRESCH"}]},
+        }
+    )
+
+
+_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+_ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 
 
 @pytest.mark.usefixtures("tiny_spans")
@@ -367,3 +418,17 @@ def test_the_labs_gene_places_a_call_it_classified(tmp_path: Path) -> None:
     )
     found = convert(tmp_path, disclosure(tmp_path), classifications=table)
     assert BENIGN_CHROM_POS[1] not in {_position(v) for v in variants(found)}
+
+
+def test_regression_a_transaction_puts_its_provenance_by_id(tmp_path: Path) -> None:
+    """R4 Provenance has no identifier: a conditional PUT on one could never match, and a
+    server refuses the unknown search parameter. It goes by its id, which it keeps."""
+    out = tmp_path / "out.json"
+    options = replace(BASE, patient=PATIENT, disclosure=disclosure(tmp_path))
+    convert_vcf(SOURCE, out, options)
+    entries = orjson.loads(out.read_bytes())["entry"]
+    [record] = [e for e in entries if e["resource"]["resourceType"] == "Provenance"]
+    rid = record["fullUrl"].removeprefix("urn:uuid:")
+    assert record["request"] == {"method": "PUT", "url": f"Provenance/{rid}"}
+    assert record["resource"]["id"] == rid
+    assert all("identifier=" in e["request"]["url"] for e in entries if e is not record)

@@ -474,3 +474,17 @@ def _purposes_below(consent: Consent, purpose_: str) -> bool:
         return mine or any(walk(child) for child in node.provisions)
 
     return walk(consent.provision)
+
+
+def test_regression_a_provision_scoped_by_the_gdis_label_applies_to_genomic_results() -> None:
+    """Every genomic result carries R and GDIS, a secondary finding its own label too; a
+    provision naming one of them applies. The engine once matched a provision's security
+    labels against the secondary-finding codes alone, so a research permit scoped to GDIS
+    never applied."""
+    gdis = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "GDIS"}
+    research = provision("permit", purposes=("HRESCH",), securityLabel=[gdis])
+    assert decide(PRIMARY, treat(purpose="HRESCH"), [consent("r", research)], POLICY).permitted
+    sf_label = {"system": DISCLOSURE, "code": "secondary-finding"}
+    opt_out = consent("o", provision("deny", securityLabel=[sf_label]))
+    assert decide(PRIMARY, treat(), [opt_out], POLICY).permitted
+    assert not decide(BRCA1, treat(), [opt_out, OPT_IN], POLICY).permitted

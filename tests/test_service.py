@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -296,3 +297,55 @@ def test_a_policy_refusal_is_403_and_a_client_cannot_send_a_policy(base_url: str
     r = httpx.post(f"{base_url}/v1/convert", files=files, data=FIELDS, timeout=60)
     assert r.status_code == 400
     assert "policy" in r.json()["issue"][0]["diagnostics"]
+
+
+def _unfiltered_bundle(tmp_path: Path) -> Any:
+    """secondary_findings.vcf as the lab converts it for itself (no policy applied)."""
+    from adapter.convert import ConvertOptions, OutputFormat, convert_vcf
+    from adapter.model import PatientRef
+
+    out = tmp_path / "unfiltered.json"
+    options = ConvertOptions(PatientRef(id="pat-1001"), output_format=OutputFormat.COLLECTION)
+    convert_vcf(SF_VCF, out, options)
+    return orjson.loads(out.read_bytes())
+
+
+def test_decide_returns_the_decision_its_obligations_and_the_filtered_bundle(
+    base_url: str, tmp_path: Path, audit_log: Path
+) -> None:
+    bundle = _unfiltered_bundle(tmp_path)
+    consent = orjson.loads((CONSENTS / "r4_secondary_findings_opt_in.json").read_bytes())
+    body = {"bundle": bundle, "consents": [consent], "purpose": "TREAT"}
+    body |= {"birth_date": "1980-05-17", "decided_at": "2026-11-22T12:00:00Z", "sex": "female"}
+    before = audit_log.read_bytes().count(b"\n") if audit_log.exists() else 0
+    r = httpx.post(f"{base_url}/v1/consent/decide", json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["decision"] == "permit"
+    assert answer["genes"]["LDLR"]["decision"] == "permit"  # placed by ClinVar's GENEINFO
+    assert answer["genes"]["HFE"]["decision"] == "deny"
+    assert any(o["action"] == "label" for o in answer["obligations"])
+    kept = orjson.dumps(answer["bundle"]).decode()
+    assert "c.845G>A" not in kept and "secondary-finding" in kept
+    assert audit_log.read_bytes().count(b"\n") == before + 6
+    denied = httpx.post(
+        f"{base_url}/v1/consent/decide", json=body | {"purpose": "HMARKT"}, timeout=60
+    ).json()
+    assert (denied["decision"], denied["bundle"]) == ("deny", None)
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b"{", "not JSON"),
+        (b"[]", "JSON object"),
+        (b'{"purpose": "TREAT"}', "bundle"),
+        (b'{"bundle": {}, "purpose": 1}', "purpose must be a string"),
+        (b'{"bundle": {}, "consents": [1]}', "each of consents"),
+        (b'{"bundle": {}, "policy": "x"}', "unknown member"),
+    ],
+)
+def test_a_bad_decide_request_is_400(base_url: str, body: bytes, said: str) -> None:
+    r = httpx.post(f"{base_url}/v1/consent/decide", content=body, timeout=30)
+    assert r.status_code == 400
+    assert said in r.json()["issue"][0]["diagnostics"]

@@ -343,8 +343,11 @@ class VariantBuilder:
         for gene in genes:
             kinds.append(self._kinds.gene)
             values += gene
-        if not genes and primary is not None:
+        if not genes and primary is not None and primary.gene_symbol:
             self._gene(primary, kinds, values)
+        elif not genes and (named := _clinvar_genes(call)):
+            kinds += [self._kinds.gene_named] * len(named)
+            values += named
         locus = self._loci.get(call.chromosome) or self._locus(call.chromosome)
         kinds += locus.kinds
         sv = call.structural
@@ -619,6 +622,8 @@ class _Encoder:
         template; None for any other call. Proven keys are taught to the C lane."""
         if call.structural is not None or call.record_id or call.filters not in _UNFILTERED:
             return None
+        if _clinvar_genes(call):  # genes the lane's key does not tell
+            return None
         b = self.builder
         locus = b._loci.get(call.chromosome) or b._locus(call.chromosome)
         if self.native is not None:
@@ -671,6 +676,15 @@ class _Encoder:
             probe = self.builder.observation(ID_MARK, shape, marks(count), [])
             template = self.shapes[shape] = ResourceTemplate(self.encode(probe), count)
         return template
+
+
+def _clinvar_genes(call: VariantCall) -> tuple[str, ...]:
+    """ClinVar's genes of a call no transcript places in a gene (``GENEINFO``): the
+    Variant names them, so whoever reads it knows its gene as the adapter did."""
+    if call.clinvar is None:
+        return ()
+    primary = call.annotation.primary if call.annotation is not None else None
+    return () if primary is not None and primary.gene_symbol else call.clinvar.genes
 
 
 def _annotation_code(primary: TranscriptConsequence | None) -> int:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, NamedTuple, overload
+from typing import IO, Any, Final, NamedTuple, overload
 
 import numpy as np
 import orjson
@@ -439,6 +439,11 @@ def _umask() -> int:
     return mask
 
 
+#: types with no ``identifier`` to update on conditionally (R4 Provenance): a transaction puts
+#: them by their id, the decision's UUIDv5, so a replay still creates nothing twice
+_UNIDENTIFIED: Final = frozenset({"Provenance"})
+
+
 def _conditional(patient: PatientRef) -> dict[str, str]:
     """A transaction's conditional reference to a Patient named by identifier."""
     query = f"identifier={patient.identifier_system}|{patient.identifier_value}"
@@ -497,12 +502,14 @@ class BundleWriter(ResourceWriter):
         """An entry, after a comma: the caller's resource keeps its id."""
         rid = resource["id"]
         transaction = self._type == "transaction"
-        if transaction:
+        keyed = resource_type not in _UNIDENTIFIED
+        if transaction and keyed:
             resource = {k: v for k, v in resource.items() if k != "id"}
         yield f',{{"fullUrl":"urn:uuid:{rid}","resource":'.encode()
         yield from _chunks(resource)
         if transaction:  # ids are UUIDs and types are names: nothing to escape
             url = f"{resource_type}?identifier={URI_SYSTEM}|urn:uuid:{rid}"
+            url = url if keyed else f"{resource_type}/{rid}"
             yield f',"request":{{"method":"PUT","url":"{url}"}}}}'.encode()
         else:
             yield b"}"

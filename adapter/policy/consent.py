@@ -269,6 +269,19 @@ class Consent:
         inside = self.period is None or self.period.contains(at)
         return self.status is ConsentStatus.ACTIVE and inside
 
+    def is_for(self, patient: PatientRef) -> bool:
+        """Whether the consent names ``patient``: by its id, or by its business identifier."""
+        named = self.patient
+        if named is None:
+            return False
+        wanted = patient.id.removeprefix("Patient/") if patient.id is not None else None
+        if wanted is not None and _patient_id(named) == wanted:
+            return True
+        return patient.identifier_value is not None and (
+            named.identifier_system,
+            named.identifier_value,
+        ) == (patient.identifier_system, patient.identifier_value)
+
 
 # -- what each version holds ----------------------------------------------------------------
 
@@ -931,14 +944,7 @@ class _Reader:
         named = consent.patient
         if named is None:
             raise self.error(where, f"the Consent names no patient, so not {wanted}")
-        by_id = expected.id is not None and _patient_id(named) == expected.id.removeprefix(
-            "Patient/"
-        )
-        by_identifier = expected.identifier_value is not None and (
-            named.identifier_system,
-            named.identifier_value,
-        ) == (expected.identifier_system, expected.identifier_value)
-        if not (by_id or by_identifier):
+        if not consent.is_for(expected):
             shown = named.reference or f"{named.identifier_system}|{named.identifier_value}"
             raise self.error(
                 where, f"the Consent is for {shown}, not {wanted}: give this patient's Consent"

@@ -38,6 +38,7 @@ from enum import StrEnum
 from typing import Final
 
 from ..errors import PolicyError
+from ..fhir.codes import SECURITY_LABELS
 from .consent import Coding, Consent, ConsentProvision, ProvisionType, Reference
 from .rules import ACT_REASON, Combining, MinorOnset, Policy
 from .secondary import Category, SecondaryFindingDecision, acmg_sf_list
@@ -46,6 +47,7 @@ __all__ = [
     "ADULT_ONSET_IN_MINOR",
     "CATEGORY_CODES",
     "DISCLOSURE",
+    "LABEL_SECONDARY_FINDING",
     "SECONDARY_FINDINGS",
     "Decision",
     "Effect",
@@ -61,6 +63,9 @@ DISCLOSURE: Final = "https://fhir-genomics-adapter.dev/fhir/CodeSystem/genomic-d
 SECONDARY_FINDINGS: Final = Coding(DISCLOSURE, "secondary-findings")
 CATEGORY_CODES: Final = {c: Coding(DISCLOSURE, f"secondary-findings-{c.value}") for c in Category}
 ADULT_ONSET_IN_MINOR: Final = Coding(DISCLOSURE, "adult-onset-in-minor")
+_GENOMIC_LABELS: Final = frozenset(Coding(c["system"], c["code"]) for c in SECURITY_LABELS)
+#: the security label of a secondary finding (adapter.policy.labels puts it on resources)
+LABEL_SECONDARY_FINDING: Final = Coding(DISCLOSURE, "secondary-finding", "Secondary finding")
 
 
 class Effect(StrEnum):
@@ -289,7 +294,16 @@ def _kind(provision: ConsentProvision, item: Item) -> bool:
     codes = _item_codes(item)
     if provision.codes and not codes & set(provision.codes):
         return False
-    return not provision.security_labels or bool(codes & set(provision.security_labels))
+    labels = _item_labels(item)
+    return not provision.security_labels or bool(labels & set(provision.security_labels))
+
+
+def _item_labels(item: Item) -> set[Coding]:
+    """The security labels the item carries (adapter.policy.labels): R and GDIS on every
+    genomic result, secondary-finding on a secondary finding."""
+    if item.secondary is None:
+        return set(_GENOMIC_LABELS)
+    return {*_GENOMIC_LABELS, LABEL_SECONDARY_FINDING}
 
 
 def _item_codes(item: Item) -> set[Coding]:

@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from ..fhir.codes import SECURITY_LABELS
 from .consent import Coding
-from .engine import DISCLOSURE, Item
+from .engine import LABEL_SECONDARY_FINDING, Item
 
 __all__ = [
     "ACT_CODE",
@@ -49,7 +49,6 @@ LABEL_RESTRICTED, LABEL_GENETIC_DISEASE = (
 )
 CONFIDENTIALITY: Final = LABEL_RESTRICTED.system
 ACT_CODE: Final = LABEL_GENETIC_DISEASE.system
-LABEL_SECONDARY_FINDING: Final = Coding(DISCLOSURE, "secondary-finding", "Secondary finding")
 #: what every genomic resource carries, in order
 GENOMIC_LABELS: Final = (LABEL_RESTRICTED, LABEL_GENETIC_DISEASE)
 _OWNED: Final = frozenset({*GENOMIC_LABELS, LABEL_SECONDARY_FINDING})
