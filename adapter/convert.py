@@ -492,8 +492,10 @@ class _Gathering:
         self._length = 0
         self._ids = bytearray()
         #: the calls held for the disclosure policy, and the phase relations touching them
-        self.held: list[HeldCall] = []
+        self.held: list[HeldCall] = []  # their data in the held file, at held_at
+        self.held_at: list[tuple[int, int]] = []
         self.held_ids: set[str] = set()
+        self._held_file: IO[bytes] | None = None
         self.waiting: list[tuple[PhaseRelation, list[dict[str, Any]], Finding | None]] = []
 
     def __enter__(self) -> _Gathering:
@@ -505,12 +507,31 @@ class _Gathering:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._later is not None:
-            self._later.close()
+        for file in (self._later, self._held_file):
+            if file is not None:
+                file.close()
+
+    def _scratch(self) -> IO[bytes]:
+        """The file held calls' encodings wait in, beside the output."""
+        if self._held_file is None:
+            folder = self.writer.destination.parent
+            self._held_file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - see __exit__
+        return self._held_file
+
+    def _spill(self, data: bytes) -> tuple[int, int]:
+        """``data`` appended to the held file: where it is."""
+        file = self._scratch()
+        offset = file.seek(0, os.SEEK_END)
+        file.write(data)
+        file.flush()
+        return offset, len(data)
 
     def take(self, aside: Aside) -> None:
-        """One chunk's or span's Aside, in file order."""
-        self.held += aside.held
+        """One chunk's or span's Aside, in file order. Held calls' encodings wait in a file
+        (a genome holds thousands of them, each several kB), the rest of them in memory."""
+        for call in aside.held:
+            self.held.append(call._replace(data=b""))
+            self.held_at.append(self._spill(call.data))
         self.held_ids.update(h.variant_id for h in aside.held)
         for allele in aside.phased:
             for relation in self.tracker.add(allele):
@@ -546,10 +567,11 @@ class _Gathering:
         rulings = rule_genes(self.held, phases, self.ctx.sex, disclosure)
         disclosed: dict[str, list[str]] = {}
         released: set[str] = set()
-        for call in self.held:
+        for call, (offset, length) in zip(self.held, self.held_at, strict=True):
             if call.variant_id not in rulings[call.gene].disclosed:
                 continue
-            self.writer.add_encoded([secondary_labelled(call.data, call.ids)], call.ids)
+            data = os.pread(self._scratch().fileno(), length, offset)
+            self.writer.add_encoded([secondary_labelled(data, call.ids)], call.ids)
             summary.variants_converted += 1
             self.findings += call.findings
             for source, count in call.decided.items():
