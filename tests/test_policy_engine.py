@@ -488,3 +488,17 @@ def test_regression_a_provision_scoped_by_the_gdis_label_applies_to_genomic_resu
     opt_out = consent("o", provision("deny", securityLabel=[sf_label]))
     assert decide(PRIMARY, treat(), [opt_out], POLICY).permitted
     assert not decide(BRCA1, treat(), [opt_out, OPT_IN], POLICY).permitted
+
+
+def test_research_may_be_permitted_by_a_ga4gh_duo_code() -> None:
+    """General research use (DUO:0000042) as a provision's purpose is consent to research;
+    disease-specific research (DUO:0000007) is not, since the study's disease is not known."""
+
+    def permit(system: str, code: str) -> Consent:
+        return consent(code, provision("permit", purpose=[{"system": system, "code": code}]))
+
+    research, duo = treat(purpose="HRESCH"), POLICY.duo_system
+    assert decide(PRIMARY, research, [permit(duo, "DUO:0000042")], POLICY).permitted
+    assert not decide(PRIMARY, research, [permit(duo, "DUO:0000007")], POLICY).permitted
+    elsewhere = permit("http://example.org/duo", "DUO:0000042")
+    assert not decide(PRIMARY, research, [elsewhere], POLICY).permitted

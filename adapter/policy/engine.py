@@ -20,7 +20,7 @@ Policy decided here, in the order applied (the first rule that denies decides):
    (:data:`SECONDARY_FINDINGS`, :data:`CATEGORY_CODES`). A Consent's general permit is not
    consent to secondary findings.
 6. Research purposes (``research`` in the policy) need an explicit research permit: the
-   deciding provision names the purpose.
+   deciding provision's ``purpose`` names it, or one of the policy's GA4GH DUO codes.
 7. A minor (age at the decision below ``age_of_majority``, from the birth date) gets no
    adult-onset secondary finding unless the policy allows a guardian's permit and the permitting
    provision also names :data:`ADULT_ONSET_IN_MINOR`. An adult-onset flag the table does not
@@ -191,9 +191,9 @@ def _verdict(consent: Consent, item: Item, request: Request, policy: Policy) -> 
     not apply says nothing, and so does a general permit of a secondary finding or of
     research (they need an explicit one)."""
     root = consent.provision
-    if not _applies(root, item, request, root=True):
+    if not _applies(root, item, request, policy, root=True):
         return _Verdict(None, consent, None, None, "the consent does not cover this request")
-    provision, path = _deepest(root, item, request, "provision")
+    provision, path = _deepest(root, item, request, policy, "provision")
     effect = Effect(provision.type.value)
     if effect is Effect.PERMIT and not _explicit_enough(provision, item, request, policy):
         what = "secondary findings" if item.secondary is not None else "research"
@@ -205,11 +205,11 @@ def _verdict(consent: Consent, item: Item, request: Request, policy: Policy) -> 
 
 
 def _deepest(
-    node: ConsentProvision, item: Item, request: Request, path: str
+    node: ConsentProvision, item: Item, request: Request, policy: Policy, path: str
 ) -> tuple[ConsentProvision, str]:
     """Down the applying provisions to the deepest. Of siblings that apply, a deny goes
     first (the safe side), then a permit naming the item's codes, then the first permit."""
-    applying = [(i, c) for i, c in enumerate(node.provisions) if _applies(c, item, request)]
+    applying = [(i, c) for i, c in enumerate(node.provisions) if _applies(c, item, request, policy)]
     if not applying:
         return node, path
     codes = _item_codes(item)
@@ -221,20 +221,30 @@ def _deepest(
             found[0],
         ),
     )
-    return _deepest(child, item, request, f"{path}.provision[{i}]")
+    return _deepest(child, item, request, policy, f"{path}.provision[{i}]")
 
 
 def _explicit_enough(
     provision: ConsentProvision, item: Item, request: Request, policy: Policy
 ) -> bool:
-    """A permit of a secondary finding must name it; one for research, the purpose."""
+    """A permit of a secondary finding must name it; one for research, the purpose or one of
+    the policy's DUO codes."""
     if item.secondary is not None:
-        named = {SECONDARY_FINDINGS, CATEGORY_CODES[item.secondary]}
-        if not named & set(provision.codes):
+        secondary = {SECONDARY_FINDINGS, CATEGORY_CODES[item.secondary]}
+        if not secondary & set(provision.codes):
             return False
     if request.purpose in policy.research:
-        return any(p.system == ACT_REASON and p.code == request.purpose for p in provision.purposes)
+        return not _purposes_of(request, policy).isdisjoint(provision.purposes)
     return True
+
+
+def _purposes_of(request: Request, policy: Policy) -> set[Coding]:
+    """The codes a provision's ``purpose`` may name the request's purpose by: its v3
+    ActReason code, and for research the policy's GA4GH DUO codes."""
+    found = {Coding(ACT_REASON, request.purpose or "")}
+    if request.purpose in policy.research:
+        found |= {Coding(policy.duo_system, code) for code in policy.research_duo}
+    return found
 
 
 # ---- does a provision apply? -----------------------------------------------------------
@@ -245,7 +255,12 @@ _ACTION_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/consentaction"
 
 
 def _applies(
-    provision: ConsentProvision, item: Item, request: Request, *, root: bool = False
+    provision: ConsentProvision,
+    item: Item,
+    request: Request,
+    policy: Policy,
+    *,
+    root: bool = False,
 ) -> bool:
     """Whether each condition the provision states matches. A condition that cannot be told
     (no actor or purpose in the request, a data period or data reference the item does not
@@ -253,7 +268,7 @@ def _applies(
     base decision, so its unknown conditions never widen it either."""
     found = [
         _within(provision, request),
-        _purpose(provision, request),
+        _purpose(provision, request, policy),
         _actor(provision, request),
         _kind(provision, item),
         _action(provision),
@@ -268,12 +283,12 @@ def _within(provision: ConsentProvision, request: Request) -> bool:
     return provision.period is None or provision.period.contains(request.at)
 
 
-def _purpose(provision: ConsentProvision, request: Request) -> bool | None:
+def _purpose(provision: ConsentProvision, request: Request, policy: Policy) -> bool | None:
     if not provision.purposes:
         return True
     if request.purpose is None:
         return None
-    return any(p.system == ACT_REASON and p.code == request.purpose for p in provision.purposes)
+    return not _purposes_of(request, policy).isdisjoint(provision.purposes)
 
 
 def _actor(provision: ConsentProvision, request: Request) -> bool | None:

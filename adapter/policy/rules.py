@@ -15,6 +15,7 @@ Policy decided here:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -93,6 +94,9 @@ class Policy:
     never: frozenset[str]  # purposes nothing is ever disclosed for
     never_source: str
     research: frozenset[str]  # purposes that need a research consent and de-identification
+    #: GA4GH DUO codes a research Consent may name in place of the purpose, and their system
+    research_duo: frozenset[str]
+    duo_system: str
     research_source: str
     purpose_required: bool
     path: str  # the file read
@@ -143,7 +147,9 @@ class _Reader:
             top["minors"], "minors", {"age_of_majority", "adult_onset_secondary_findings", "source"}
         )
         never = self.mapping(top["never"], "never", {"purposes", "source"})
-        research = self.mapping(top["research"], "research", {"purposes", "source"})
+        research = self.mapping(
+            top["research"], "research", {"purposes", "duo_system", "duo_codes", "source"}
+        )
         policy = Policy(
             no_consent=self.no_consent(top["no_consent"]),
             combining=self.choice(combine["strategy"], "combine.strategy", Combining),
@@ -152,6 +158,8 @@ class _Reader:
             never=self.purposes(never["purposes"], "never.purposes"),
             never_source=self.text(never["source"], "never.source"),
             research=self.purposes(research["purposes"], "research.purposes"),
+            research_duo=self.duo(research["duo_codes"], "research.duo_codes"),
+            duo_system=self.text(research["duo_system"], "research.duo_system"),
             research_source=self.text(research["source"], "research.source"),
             purpose_required=self.flag(top["purpose_required"], "purpose_required"),
             path=self.source,
@@ -210,6 +218,13 @@ class _Reader:
             raise self.error(at, f"{unknown[0]!r} is not a code of {ACT_REASON}")
         return frozenset(value)
 
+    def duo(self, value: object, at: str) -> frozenset[str]:
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and _DUO.fullmatch(v) for v in value
+        ):
+            raise self.error(at, "must be a list of GA4GH DUO codes, e.g. [DUO:0000042]")
+        return frozenset(value)
+
     def choice(self, value: object, at: str, kind: type[_E]) -> _E:
         try:
             if not isinstance(value, str):
@@ -231,6 +246,9 @@ class _Reader:
 
     def error(self, at: str | None, message: str) -> PolicyFileError:
         return PolicyFileError(message, source=self.source, field=at)
+
+
+_DUO: Final = re.compile(r"DUO:\d{7}")
 
 
 def _join(at: str, key: str) -> str:
