@@ -28,7 +28,7 @@ from typing import Any
 from .errors import PackageError
 from .resources import data_dir
 
-__all__ = ["CACHE_ENV", "Pin", "cache_dir", "fetch_all", "package_dir", "pins"]
+__all__ = ["CACHE_ENV", "Digest", "Pin", "cache_dir", "fetch_all", "package_dir", "pins"]
 
 CACHE_ENV = "FHIR_GENOMICS_PACKAGE_CACHE"
 _DEFAULT_CACHE = Path("~/.cache/fhir-genomics/packages")

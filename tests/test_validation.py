@@ -88,6 +88,20 @@ def test_bad_date_time(validator: Validator, variant: Resource) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [("2026-02-30", False), ("2026-04-31T10:00:00Z", False), ("2023-02-29", False),
+     ("2024-02-29", True), ("2000-02-29", True), ("1900-02-29", False), ("2026-02", True)],
+)  # fmt: skip
+def test_regression_a_date_must_be_a_day_of_the_calendar(
+    validator: Validator, variant: Resource, value: str, valid: bool
+) -> None:
+    """The dateTime regex lets 2026-02-30 through; R4: "Dates SHALL be valid dates"."""
+    variant["effectiveDateTime"] = value
+    found = error_at(validator.validate(variant), "Observation.effectiveDateTime")
+    assert found == ([] if valid else [f"'{value}' is not a valid dateTime"])
+
+
 def test_unknown_element(validator: Validator, variant: Resource) -> None:
     variant["colour"] = "blue"
     assert error_at(validator.validate(variant), "Observation.colour")

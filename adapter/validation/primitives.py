@@ -72,7 +72,9 @@ class Primitives:
         if name == "xhtml":
             return _xhtml
         pattern = _regex(sd)
-        match = re.compile(pattern).fullmatch if pattern else None
+        match: Callable[[str], object] | None = re.compile(pattern).fullmatch if pattern else None
+        if match is not None and name in _DATED:
+            match = _calendar(match)
         self._forms[name] = StringForm(set(), match)
         return _string(name, self._forms[name])
 
@@ -88,6 +90,33 @@ def _regex(sd: dict[str, object]) -> str | None:
                     if ext.get("url") == _REGEX_EXT:
                         return str(ext["valueString"])
     return None
+
+
+#: the types whose values start with a date, which must be a day of the calendar
+_DATED = frozenset({"date", "dateTime", "instant"})
+_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+def _calendar(match: Callable[[str], object]) -> Callable[[str], object]:
+    """``match``, and the day a value names exists ("Dates SHALL be valid dates",
+    https://hl7.org/fhir/R4/datatypes.html#date): the regex lets 2026-02-30 through."""
+
+    def checked(value: str) -> object:
+        found = match(value)
+        day = _DAY.match(value) if found is not None else None
+        if day is None:
+            return found
+        year, month, date = (int(part) for part in day.groups())
+        return found if date <= _days_in(year, month) else None
+
+    return checked
+
+
+def _days_in(year: int, month: int) -> int:
+    """Days in a month of the proleptic Gregorian calendar (year 0 included)."""
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
 
 
 def _boolean(value: object) -> str | None:
