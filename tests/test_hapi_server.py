@@ -32,7 +32,7 @@ import orjson
 import pytest
 
 from adapter.convert import ConvertOptions, OutputFormat, convert_vcf
-from adapter.model import PatientRef
+from adapter.model import PatientRef, Sex
 
 pytestmark = pytest.mark.hapi
 
@@ -355,11 +355,11 @@ def test_reference_to_a_missing_resource_is_refused(
 
 
 def _validation_errors(fhir: httpx.Client, resource: dict[str, Any]) -> list[str]:
-    """The error and fatal issues of ``$validate`` against the resource's own profile."""
-    profile = resource["meta"]["profile"][0]
-    response = fhir.post(
-        f"/{resource['resourceType']}/$validate", params={"profile": profile}, json=resource
-    )
+    """The error and fatal issues of ``$validate`` against the resource's own profile (the
+    base resource when it claims none)."""
+    profile = (resource["meta"].get("profile") or [None])[0]
+    params = {"profile": profile} if profile else {}
+    response = fhir.post(f"/{resource['resourceType']}/$validate", params=params, json=resource)
     outcome = _json(response, 200, 412)
     return [
         f"{resource['resourceType']} {profile} {i.get('expression', ['?'])[0]}: {i['diagnostics']}"
@@ -374,6 +374,36 @@ def test_every_observation_and_report_conforms_to_its_ig_profile(
     """Codes from code systems the server cannot hold offline (HGVS, LOINC, SO...) are warnings."""
     resources = _resources(transaction, "Observation", "DiagnosticReport")
     assert all(r["meta"]["profile"] for r in resources)
+    errors = [error for r in resources for error in _validation_errors(fhir, r)]
+    assert not errors, "\n".join(errors)
+
+
+#: the test VCFs whose every emitted resource HAPI validates, with the patient's sex
+FOUNDATION_VCFS = {
+    "snv.vcf": Sex.UNKNOWN,
+    "indels.vcf": Sex.UNKNOWN,
+    "multiallelic.vcf": Sex.UNKNOWN,
+    "sv.vcf": Sex.UNKNOWN,
+    "phased_compound_het.vcf": Sex.UNKNOWN,
+    "secondary_findings.vcf": Sex.UNKNOWN,
+    "sex_mito.vcf": Sex.MALE,
+}
+
+
+@pytest.mark.parametrize("name", sorted(FOUNDATION_VCFS))
+def test_every_resource_of_the_test_vcfs_conforms(
+    fhir: httpx.Client, tmp_path: Path, name: str
+) -> None:
+    """Each resource a conversion emits (no policy applied: everything), validated alone."""
+    out = tmp_path / "bundle.json"
+    options = ConvertOptions(
+        patient=PatientRef(id="p-1"),
+        issued=datetime(2026, 1, 15, 9, 30, tzinfo=UTC),
+        output_format=OutputFormat.COLLECTION,
+        sex=FOUNDATION_VCFS[name],
+    )
+    convert_vcf(VCF.parent / name, out, options)
+    resources = [e["resource"] for e in orjson.loads(out.read_bytes())["entry"]]
     errors = [error for r in resources for error in _validation_errors(fhir, r)]
     assert not errors, "\n".join(errors)
 
