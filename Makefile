@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 ## Convert the shipped example VCF to a validated transaction Bundle in out/.
 demo: $(STAMP)
+	mkdir -p out
 	$(BIN)/fhir-genomics convert examples/NA12878-panel.vcf.gz --purpose TREAT \
 	    --patient-identifier 'http://hospital.example.org/mrn|MRN-0001' \
 	    --issued 2026-01-15T09:30:00Z --validate --out out/NA12878-panel.bundle.json

@@ -562,9 +562,9 @@ class _Gathering:
         """The held calls the policy discloses written (labelled secondary findings), with
         their findings, counts and phase Observations; the rest dropped without a trace.
         Each held gene's ruling, and the ids of what was disclosed of each gene."""
-        relations = [relation for relation, _, _ in self.waiting]
-        phases = phase_of(relations, self.held_ids)
-        rulings = rule_genes(self.held, phases, self.ctx.sex, disclosure)
+        genes = {call.variant_id: call.gene for call in self.held}
+        pairs = ((*_related(r), r.relation) for r, _, _ in self.waiting)
+        rulings = rule_genes(self.held, phase_of(pairs, genes), self.ctx.sex, disclosure)
         disclosed: dict[str, list[str]] = {}
         released: set[str] = set()
         for call, (offset, length) in zip(self.held, self.held_at, strict=True):
@@ -579,7 +579,6 @@ class _Gathering:
             disclosed.setdefault(call.gene, []).extend(_uuids(call.ids))
             released.add(call.variant_id)
         withheld = self.held_ids - released
-        genes = {call.variant_id: call.gene for call in self.held}
         for relation, made, finding in self.waiting:
             related = _related(relation)
             if not withheld.isdisjoint(related):

@@ -62,7 +62,14 @@ from typing import Any, Final, Literal, NamedTuple, TypeVar
 
 import orjson
 
-from .disclosure import Disclosure, GeneRuling, audited, report_decision, rule_genes
+from .disclosure import (
+    Disclosure,
+    GeneRuling,
+    audited,
+    phase_of,
+    report_decision,
+    rule_genes,
+)
 from .errors import ConsentError, PackageError, PolicyError
 from .fhir.codes import HGNC, coding, profile, slices
 from .fhir.identifiers import URI_SYSTEM
@@ -717,14 +724,10 @@ def _term(value: Mapping[str, Any]) -> str | None:
 
 
 def _phases(graph: _Graph, held: Sequence[_Held]) -> dict[str, Relation]:
-    """Each held Variant's phase to its gene's other held Variants, from the Bundle's
-    sequence-phase-relationship Observations: Trans when one says Trans, else Cis.
-
-    :func:`adapter.disclosure.phase_of` says the same of :class:`~adapter.phasing.PhaseRelation`
-    s, which need what a Bundle does not state (haplotypes, phase sets)."""
+    """Each held Variant's phase (:func:`adapter.disclosure.phase_of`), from the Bundle's
+    sequence-phase-relationship Observations derived from two Variants."""
     codes = _codes()
-    genes = {graph.keys[h.variant_id]: h.gene for h in held}
-    stated: dict[int, set[Relation]] = {}
+    pairs = []
     for entry, links in zip(graph.entries, graph.links, strict=True):
         if not _is(entry.resource, "sequence-phase-relationship", codes.phase):
             continue
@@ -733,12 +736,10 @@ def _phases(graph: _Graph, held: Sequence[_Held]) -> dict[str, Relation]:
             codes.relations.get(c) for c in _codings(entry.resource.get("valueCodeableConcept"))
         ]
         relation = next((r for r in found if r is not None), None)
-        if relation is None or len(related) != 2 or not set(related) <= genes.keys():
-            continue
-        if genes[related[0]] == genes[related[1]]:
-            for i in related:
-                stated.setdefault(i, set()).add(relation)
-    return {graph.entries[i].name: "Trans" if "Trans" in r else "Cis" for i, r in stated.items()}
+        if relation is not None and len(related) == 2:
+            a, b = (graph.entries[i].name for i in related)
+            pairs.append((a, b, relation))
+    return phase_of(pairs, {h.variant_id: h.gene for h in held})
 
 
 # ---- the Bundle disclosed ----------------------------------------------------------------

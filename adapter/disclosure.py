@@ -54,7 +54,7 @@ from .model import (
     Sex,
     VariantCall,
 )
-from .phasing import PhaseRelation, Relation
+from .phasing import Relation
 from .policy import (
     CandidateAllele,
     Consent,
@@ -333,15 +333,17 @@ def rule_genes(
     return rulings
 
 
-def phase_of(relations: Iterable[PhaseRelation], held_ids: set[str]) -> dict[str, Relation]:
-    """Each held Variant's phase to its gene's other held P/LP alleles: Trans when one is on the
-    other copy, Cis when those related are all on its own (unknown ones are not counted)."""
+def phase_of(
+    pairs: Iterable[tuple[str, str, Relation]], genes: Mapping[str, str]
+) -> dict[str, Relation]:
+    """Each held Variant's phase to its gene's other held alleles, from ``pairs`` of Variant
+    ids and their stated relation (``genes``: each held Variant's gene): Trans when one is on
+    the other copy, Cis when those related are all on its own (unknown ones not counted)."""
     stated: dict[str, set[Relation]] = {}
-    for r in relations:
-        a, b = r.first.variant_id, r.second.variant_id
-        if a in held_ids and b in held_ids and r.first.gene == r.second.gene:
-            stated.setdefault(a, set()).add(r.relation)
-            stated.setdefault(b, set()).add(r.relation)
+    for a, b, relation in pairs:
+        if a in genes and b in genes and genes[a] == genes[b]:
+            stated.setdefault(a, set()).add(relation)
+            stated.setdefault(b, set()).add(relation)
     return {vid: "Trans" if "Trans" in found else "Cis" for vid, found in stated.items()}
 
 

@@ -359,3 +359,23 @@ def test_decide_refusals_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 3 and "not valid JSON" in err
     code, err = run(capsys, "decide", bundle, "--purpose", "HRESCH", "--out", out)
     assert code == 2 and "de-identified" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--birth-date", "17/05/1980", "birth date must be YYYY-MM-DD"),
+        ("--recipient", "Dr Who", "recipient must be a reference"),
+        ("--decided-at", "tomorrow", "not an ISO 8601 time"),
+        ("--indication", "BRCA1;BRCA2", "neither an HGNC gene symbol"),
+        ("--pseudonym-key-file", "/nonexistent/key", "cannot read the pseudonym key"),
+    ],
+)
+def test_bad_disclosure_options_exit_2_and_write_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, said: str
+) -> None:
+    out = tmp_path / "bundle.json"
+    code, err = convert(capsys, EXAMPLE, *PATIENT, option, value, "--out", out)
+    assert code == 2, err
+    assert said in err
+    assert not out.exists() and not (tmp_path / "bundle.json.audit.ndjson").exists()
