@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	mkdir -p out
 	$(BIN)/fhir-genomics convert examples/NA12878-panel.vcf.gz --purpose TREAT \
-	    --patient-identifier 'http://hospital.example.org/mrn|MRN-0001' \
+	    --patient-identifier 'https://hospital.test/mrn|MRN-0001' \
 	    --issued 2026-01-15T09:30:00Z --validate --out out/NA12878-panel.bundle.json
 	@echo "Bundle written to out/NA12878-panel.bundle.json"
 

@@ -1,12 +1,9 @@
 """A real HAPI FHIR JPA server takes what the adapter writes: stores it once, finds it,
 validates it against the Genomics Reporting IG, and notifies subscribers of it.
 
-The server is the project's own module in ``tests/servers/hapi`` (HAPI FHIR 8.6.0, R4, H2 in
-memory), built once per session with Maven (offline first, online when the local repository
-lacks an artifact; not at all when the jar is newer than its sources), started on a free
-127.0.0.1 port with the IG installed from the verified package cache, and stopped at the end.
-A failed build or start fails these tests with Maven's or the server's output: nothing is
-skipped. Specs: https://hl7.org/fhir/R4/http.html#transaction (conditional update),
+The server is the project's own module in ``tests/servers/hapi`` (HAPI FHIR 8.6.0, R4, an H2
+file database), started once per session by the ``hapi`` fixture (``conftest.py``,
+``fhir_servers.py``). Specs: https://hl7.org/fhir/R4/http.html#transaction (conditional update),
 https://hl7.org/fhir/R4/references.html (integrity), https://hl7.org/fhir/R4/resource-operation-validate.html,
 https://hl7.org/fhir/R4/subscription.html (rest-hook), https://hl7.org/fhir/uv/genomics-reporting/STU3/
 """
@@ -14,10 +11,6 @@ https://hl7.org/fhir/R4/subscription.html (rest-hook), https://hl7.org/fhir/uv/g
 from __future__ import annotations
 
 import queue
-import shutil
-import socket
-import subprocess
-import tarfile
 import threading
 import time
 import uuid
@@ -30,187 +23,26 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from fhir_servers import FHIR_JSON, Hapi, hapi_errors
 
 from adapter.convert import ConvertOptions, OutputFormat, convert_vcf
 from adapter.model import PatientRef, Sex
 
 pytestmark = pytest.mark.hapi
 
-SERVER_DIR = Path(__file__).resolve().parent / "servers" / "hapi"
-JAR = SERVER_DIR / "target" / "hapi-test-server.jar"
-EXTRACTED = SERVER_DIR / "target" / "extracted"
 VCF = Path(__file__).resolve().parent / "data" / "vcf" / "vep_sample.vcf"
-IG = "hl7.fhir.uv.genomics-reporting"
-#: 1 GiB heap; C1 only and the serial collector start HAPI fastest on a 2-core machine
-JVM_FLAGS = ("-Xmx1g", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
-BUILD_TIMEOUT_S = 1800
-START_TIMEOUT_S = 300
 NOTIFY_TIMEOUT_S = 60
 MRN = "http://hospital.example.org/mrn"
 LOINC = "http://loinc.org"
 VARIANT_CODE = "69548-6"  # LOINC "Genetic variant assessment", the IG's variant code
 VARIANT_CRITERIA = f"Observation?code={LOINC}|{VARIANT_CODE}"
-FHIR_JSON = "application/fhir+json"
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
 #: HAPI refreshes its resource caches (R4 topics among them) every 10 s
 #: (ResourceChangeListenerCacheRefresherImpl.LOCAL_REFRESH_INTERVAL_MS): two rounds
 TOPIC_REFRESH_S = 20.0
 
 
-# --- the server: build, start, stop -------------------------------------------------------
-
-
-def _stale(jar: Path) -> bool:
-    """True when the jar is missing or older than the POM or any source file."""
-    if not jar.is_file():
-        return True
-    sources = [SERVER_DIR / "pom.xml", *(p for p in (SERVER_DIR / "src").rglob("*") if p.is_file())]
-    return jar.stat().st_mtime < max(p.stat().st_mtime for p in sources)
-
-
-def _maven(mvn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [mvn, "-q", "-B", "-Dstyle.color=never", *args, "package"],
-        cwd=SERVER_DIR,
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT_S,
-        check=False,
-    )
-
-
-def _build() -> None:
-    """Offline when the local Maven repository has every artifact, else online."""
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        pytest.fail("Maven (mvn) is not on PATH; it builds tests/servers/hapi", pytrace=False)
-    offline = _maven(mvn, "-o")
-    if offline.returncode == 0:
-        return
-    online = _maven(mvn)
-    if online.returncode != 0:
-        pytest.fail(
-            f"cannot build tests/servers/hapi (mvn package exited {online.returncode}):\n"
-            f"offline attempt:\n{(offline.stdout + offline.stderr)[-3000:]}\n"
-            f"online attempt:\n{(online.stdout + online.stderr)[-8000:]}",
-            pytrace=False,
-        )
-
-
-def _extract(jar: Path) -> Path:
-    """The jar unpacked to Spring Boot's plain layout, which starts faster than nested jars."""
-    app = EXTRACTED / jar.name
-    if app.is_file() and app.stat().st_mtime >= jar.stat().st_mtime:
-        return app
-    shutil.rmtree(EXTRACTED, ignore_errors=True)
-    argv = [
-        _java(),
-        "-Djarmode=tools",
-        "-jar",
-        str(jar),
-        "extract",
-        "--destination",
-        str(EXTRACTED),
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
-    if done.returncode != 0:
-        pytest.fail(f"cannot extract {jar}:\n{done.stdout}{done.stderr}", pytrace=False)
-    return app
-
-
-def _java() -> str:
-    java = shutil.which("java")
-    if java is None:
-        pytest.fail("java (17 or later) is not on PATH; it runs the HAPI server", pytrace=False)
-    return java
-
-
-def _npm_tarball(package: Path, folder: Path) -> Path:
-    """The verified, unpacked package (``package/``) as the npm tarball HAPI installs."""
-    manifest = orjson.loads((package / "package.json").read_bytes())
-    path = folder / f"{manifest['name']}-{manifest['version']}.tgz"
-    with tarfile.open(path, "w:gz") as tgz:
-        tgz.add(package, arcname="package")
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _log_tail(log: Path, limit: int = 12000) -> str:
-    return log.read_text(encoding="utf-8", errors="replace")[-limit:]
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Until ``/metadata`` answers 200: the server answers 503 while it installs the IG."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"the HAPI server exited with {process.returncode}:\n{_log_tail(log)}",
-                pytrace=False,
-            )
-        try:
-            if httpx.get(f"{base}/metadata", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(1)
-    pytest.fail(
-        f"the HAPI server did not answer {base}/metadata in {START_TIMEOUT_S} s:\n{_log_tail(log)}",
-        pytrace=False,
-    )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=30)
-
-
-@pytest.fixture(scope="session")
-def hapi_app() -> Path:
-    """The server's runnable jar, built if its sources changed, unpacked for a fast start."""
-    if _stale(JAR):
-        _build()
-    return _extract(JAR)
-
-
-@pytest.fixture(scope="session")
-def hapi_base(
-    hapi_app: Path, fhir_packages: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """The FHIR base URL of a running server with the Genomics Reporting IG installed."""
-    folder = tmp_path_factory.mktemp("hapi")
-    ig = _npm_tarball(fhir_packages[IG], folder)
-    port = _free_port()
-    log = folder / "server.log"
-    argv = [_java(), *JVM_FLAGS, "-jar", str(hapi_app)]
-    argv += [f"--server.port={port}", f"--hapi.packages={ig}"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=folder)
-    base = f"http://127.0.0.1:{port}/fhir"
-    try:
-        _wait_ready(base, process, log)
-        yield base
-    finally:
-        _stop(process)
-
-
 # --- FHIR calls ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def fhir(hapi_base: str) -> Iterator[httpx.Client]:
-    headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
-    with httpx.Client(base_url=hapi_base, headers=headers, timeout=120) as client:
-        yield client
 
 
 def _json(response: httpx.Response, *expected: int) -> Any:
@@ -354,27 +186,13 @@ def test_reference_to_a_missing_resource_is_refused(
     assert any(i["severity"] in {"error", "fatal"} for i in outcome["issue"])
 
 
-def _validation_errors(fhir: httpx.Client, resource: dict[str, Any]) -> list[str]:
-    """The error and fatal issues of ``$validate`` against the resource's own profile (the
-    base resource when it claims none)."""
-    profile = (resource["meta"].get("profile") or [None])[0]
-    params = {"profile": profile} if profile else {}
-    response = fhir.post(f"/{resource['resourceType']}/$validate", params=params, json=resource)
-    outcome = _json(response, 200, 412)
-    return [
-        f"{resource['resourceType']} {profile} {i.get('expression', ['?'])[0]}: {i['diagnostics']}"
-        for i in outcome["issue"]
-        if i["severity"] in {"error", "fatal"}
-    ]
-
-
 def test_every_observation_and_report_conforms_to_its_ig_profile(
     fhir: httpx.Client, transaction: dict[str, Any]
 ) -> None:
     """Codes from code systems the server cannot hold offline (HGVS, LOINC, SO...) are warnings."""
     resources = _resources(transaction, "Observation", "DiagnosticReport")
     assert all(r["meta"]["profile"] for r in resources)
-    errors = [error for r in resources for error in _validation_errors(fhir, r)]
+    errors = [error for r in resources for error in hapi_errors(fhir, r)]
     assert not errors, "\n".join(errors)
 
 
@@ -404,7 +222,7 @@ def test_every_resource_of_the_test_vcfs_conforms(
     )
     convert_vcf(VCF.parent / name, out, options)
     resources = [e["resource"] for e in orjson.loads(out.read_bytes())["entry"]]
-    errors = [error for r in resources for error in _validation_errors(fhir, r)]
+    errors = [error for r in resources for error in hapi_errors(fhir, r)]
     assert not errors, "\n".join(errors)
 
 
@@ -416,7 +234,7 @@ def test_validate_enforces_the_ig_profile(fhir: httpx.Client, transaction: dict[
         if o["meta"]["profile"][0].endswith("/variant")
     )
     wrong = {**variant, "code": {"coding": [{"system": LOINC, "code": "48019-4"}]}}
-    errors = _validation_errors(fhir, wrong)
+    errors = hapi_errors(fhir, wrong)
     assert any("Observation.code" in e for e in errors), errors
 
 
@@ -649,3 +467,25 @@ def test_backport_topic_subscription_delivers_a_notification_bundle(
     assert parameters["subscription"]["valueReference"]["reference"] == (
         f"Subscription/{subscription_id}"
     )
+
+
+# --- restart ------------------------------------------------------------------------------
+
+
+def test_data_survive_a_restart_and_a_replay_still_finds_them(
+    hapi: Hapi,
+    fhir: httpx.Client,
+    stored: dict[str, Any],
+    transaction: dict[str, Any],
+    patient: tuple[str, PatientRef],
+) -> None:
+    """The H2 file database keeps resources and the search indexes conditional updates use:
+    after a restart the same Bundle updates, never duplicates (what a sync resuming after a
+    server outage relies on). Last in this file: the server comes back on the same port."""
+    subject = f"Patient/{patient[0]}"
+    before = _total(fhir, "Observation", subject=subject)
+    hapi.restart()
+    assert _total(fhir, "Observation", subject=subject) == before
+    again = _json(fhir.post("", json=transaction), 200)
+    assert {e["response"]["status"] for e in again["entry"]} == {"200 OK"}
+    assert _total(fhir, "Observation", subject=subject) == before

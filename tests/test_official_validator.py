@@ -1,23 +1,26 @@
-"""The official HL7 FHIR Validator beside the adapter's own: no errors, and the same verdicts.
+"""Three validators, one verdict: the official HL7 FHIR Validator, HAPI FHIR's ``$validate``
+and the adapter's own find no error in what the adapter emits, and agree on broken copies.
 
 The official validator is org.hl7.fhir.validation 6.6.7, the engine of ``validator_cli.jar``
 and of the IG publisher (https://confluence.hl7.org/display/FHIR/Using+the+FHIR+Validator).
 ``tests/servers/validator/`` wraps it as one warm JVM for the whole session, offline: FHIR R4
 4.0.1 core, the Genomics Reporting IG 3.0.0 (https://hl7.org/fhir/uv/genomics-reporting/STU3/)
 and the IG's dependencies from local packages only, and no terminology server (the CLI's
-``-tx n/a``); see its README for the versions and why.
+``-tx n/a``); see its README for the versions and why. The HAPI FHIR 8.6.0 JPA server of
+``tests/test_hapi_server.py`` validates with the same engine, against the same IG, through
+its own packages, terminology setup and REST layer (its parser sees a body first).
 
 Policy decided here:
 
 * every resource the adapter emits for the test VCFs, in a collection Bundle, has no issue of
   severity error or fatal from the official validator;
 * the same good resources (each on its own, outside its Bundle) and copies broken on purpose
-  go to both validators: the good ones must pass both, and on the broken ones the verdicts
+  go to all three: the good ones must pass all three, and on the broken ones the verdicts
   (error / no error) must agree. A disagreement is allowed only where
   :data:`DOCUMENTED_LIMITS` says why, and such a case must keep disagreeing as recorded, so
   that the table never outlives the limit it documents; a disagreement that is a bug of the
   adapter's validator is a strict xfail in :data:`ADAPTER_BUGS`, which fails once fixed;
-* the Maven module is built when its jar is older than its sources (offline first); failing to
+* the Maven modules are built when a jar is older than its sources (offline first); failing to
   build or to start fails every test here with Maven's or the JVM's output, never skips.
 """
 
@@ -25,40 +28,33 @@ from __future__ import annotations
 
 import copy
 import json
-import queue
-import shutil
-import subprocess
-import tarfile
-import tempfile
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+import httpx
 import pytest
+from fhir_servers import FAILING, OfficialIssue, OfficialValidator, hapi_errors, validator_setup
 
 from adapter.convert import ConvertOptions, OutputFormat, convert_vcf
 from adapter.model import PatientRef
-from adapter.packages import Digest, cache_dir, pins
 from adapter.validation import Validator
 
 pytestmark = pytest.mark.validator
 
 Resource = dict[str, Any]
 
-SERVER = Path(__file__).resolve().parent / "servers" / "validator"
-JAR = SERVER / "target" / "fhir-genomics-validator.jar"
-HOME = SERVER / "target" / "fhir-home"  # the validator's private package cache and settings
-LOG = SERVER / "target" / "validator.log"
-VCF = Path(__file__).resolve().parent / "data" / "vcf"
-VCFS = ("vep_sample.vcf", "snv.vcf", "phased_compound_het.vcf", "secondary_findings.vcf")
-
-BUILD_TIMEOUT_S = 1800
-START_TIMEOUT_S = 600
-ANSWER_TIMEOUT_S = 300
-FAILING = frozenset({"error", "fatal"})
+ROOT = Path(__file__).resolve().parent.parent
+VCF = ROOT / "tests" / "data" / "vcf"
+#: the test VCFs and the README's demo input, by name
+VCFS = {
+    "vep_sample.vcf": VCF / "vep_sample.vcf",
+    "snv.vcf": VCF / "snv.vcf",
+    "phased_compound_het.vcf": VCF / "phased_compound_het.vcf",
+    "secondary_findings.vcf": VCF / "secondary_findings.vcf",
+    "NA12878-panel.vcf.gz": ROOT / "examples" / "NA12878-panel.vcf.gz",
+}
 
 #: test_convert's options, but with a patient identifier system that is not an example URL:
 #: the official validator rejects example.org URLs outside examples (the CLI's default,
@@ -71,176 +67,6 @@ OPTIONS = ConvertOptions(
 )
 
 
-# -- the warm process ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class OfficialIssue:
-    """One message of the official validator."""
-
-    severity: str  # fatal | error | warning | information
-    location: str
-    message: str
-    message_id: str
-
-
-class OfficialValidator:
-    """A client of the warm validator process: one JSON line out, one JSON line back."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self._process = process
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._pump_thread = threading.Thread(target=self._pump, args=(process.stdout,), daemon=True)
-        self._pump_thread.start()
-        self.ready = self._answer(START_TIMEOUT_S, "start")
-
-    def _pump(self, stdout: IO[str] | None) -> None:
-        assert stdout is not None
-        for line in stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _answer(self, timeout: float, what: str) -> dict[str, Any]:
-        try:
-            line = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            pytest.fail(f"the official validator gave no answer to {what} in {timeout} s{_log()}")
-        if line is None:
-            code = self._process.wait(timeout=30)
-            pytest.fail(f"the official validator exited ({code}) during {what}{_log()}")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    def validate(self, resource: Resource) -> list[OfficialIssue]:
-        """The official validator's issues for ``resource``, against its declared profiles."""
-        stdin = self._process.stdin
-        assert stdin is not None
-        stdin.write(json.dumps(resource) + "\n")  # a resource is a request of its own
-        stdin.flush()
-        answer = self._answer(
-            ANSWER_TIMEOUT_S, f"{resource.get('resourceType')} {resource.get('id')}"
-        )
-        if "error" in answer:
-            pytest.fail(f"the official validator could not validate: {answer['error']}")
-        return [
-            OfficialIssue(i["severity"], i["location"], i["message"], i["messageId"])
-            for i in answer["issues"]
-        ]
-
-    def close(self) -> None:
-        """End of input ends the process; it is killed only if it does not stop."""
-        if self._process.stdin is not None:
-            self._process.stdin.close()
-        try:
-            self._process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._pump_thread.join(timeout=60)
-        if self._process.stdout is not None:
-            self._process.stdout.close()
-
-
-def _log() -> str:
-    tail = LOG.read_text("utf-8", errors="replace")[-6000:] if LOG.is_file() else "(no log)"
-    return f"; its output ({LOG}):\n{tail}"
-
-
-def _build() -> None:
-    """``mvn package`` unless the jar is newer than every source (offline first)."""
-    sources = [SERVER / "pom.xml", *(p for p in (SERVER / "src").rglob("*") if p.is_file())]
-    newest = max(p.stat().st_mtime for p in sources)
-    if JAR.is_file() and (SERVER / "target" / "lib").is_dir() and JAR.stat().st_mtime > newest:
-        return
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        pytest.fail("mvn is not installed: the official validator cannot be built")
-    output = ""
-    for offline in (["-o"], []):
-        done = subprocess.run(
-            [mvn, "-B", "-q", *offline, "package"],
-            cwd=SERVER,
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT_S,
-            check=False,
-        )
-        if done.returncode == 0:
-            return
-        output = (done.stdout + done.stderr)[-8000:]
-    pytest.fail(f"mvn package failed in {SERVER}:\n{output}")
-
-
-def _npm_tarball(name: str, spec: dict[str, str]) -> Path:
-    """A package only the official validator needs, fetched once into the package cache."""
-    path, digest = cache_dir() / spec["tarball"], Digest.parse(spec)
-    if not path.is_file():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail(f"npm is not installed: place {spec['tarball']} in {cache_dir()} by hand")
-        with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".fetch-") as tmp:
-            argv = [npm, "pack", f"{name}@{spec['version']}", "--ignore-scripts"]
-            done = subprocess.run(argv, cwd=tmp, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                pytest.fail(f"{' '.join(argv)} failed: {done.stderr[-2000:]}")
-            digest.verify(Path(tmp) / spec["tarball"], f"package {name}@{spec['version']}")
-            (Path(tmp) / spec["tarball"]).replace(path)
-    digest.verify(path, f"package {name}@{spec['version']}")
-    return path
-
-
-def _pinned_tarball(name: str, folder: Path) -> Path:
-    """The adapter's pinned tarball, or (when only its unpacked folder is cached) one made anew."""
-    path = cache_dir() / pins()[name].tarball
-    if path.is_file():
-        return path
-    made = HOME / pins()[name].tarball
-    with tarfile.open(made, "w:gz") as tgz:
-        tgz.add(folder, arcname="package")
-    return made
-
-
-def _arguments(fhir_packages: dict[str, Path]) -> list[str]:
-    setup = json.loads((SERVER / "packages.json").read_text("utf-8"))
-    tarballs = {
-        f"{name}#{pins()[name].version}": _pinned_tarball(name, folder)
-        for name, folder in fhir_packages.items()
-    }
-    for name, spec in setup["npm"].items():
-        tarballs[f"{name}#{spec['version']}"] = _npm_tarball(name, spec)
-    args = ["--home", str(HOME), "--core", setup["core"]]
-    for package, path in tarballs.items():
-        args += ["--package", f"{package}={path}"]
-    for package in setup["load"]:
-        args += ["--load", package]
-    return args
-
-
-@pytest.fixture(scope="session")
-def official(fhir_packages: dict[str, Path]) -> Iterator[OfficialValidator]:
-    """The official validator, built if needed and started once for the session."""
-    _build()
-    java = shutil.which("java")
-    if java is None:
-        pytest.fail("java is not installed: the official validator cannot run")
-    HOME.mkdir(parents=True, exist_ok=True)
-    args = _arguments(fhir_packages)
-    with LOG.open("w", encoding="utf-8") as log:
-        process = subprocess.Popen(
-            [java, "-XX:+UseSerialGC", "-jar", str(JAR), *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            encoding="utf-8",
-        )
-    client = OfficialValidator(process)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
 # -- what the adapter emits ---------------------------------------------------------------
 
 
@@ -249,9 +75,9 @@ def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Resource]:
     """The collection Bundle the adapter writes for each test VCF, by file name."""
     folder = tmp_path_factory.mktemp("official")
     bundles: dict[str, Resource] = {}
-    for name in VCFS:
+    for name, vcf in VCFS.items():
         out = folder / f"{name}.json"
-        convert_vcf(VCF / name, out, OPTIONS)
+        convert_vcf(vcf, out, OPTIONS)
         bundles[name] = json.loads(out.read_bytes())
     return bundles
 
@@ -261,12 +87,12 @@ def _failing(issues: list[OfficialIssue]) -> list[OfficialIssue]:
 
 
 def test_official_validator_runs_on_the_pinned_packages(official: OfficialValidator) -> None:
-    setup = json.loads((SERVER / "packages.json").read_text("utf-8"))
+    setup = validator_setup()
     assert (official.ready["validator"], official.ready["fhirVersion"]) == ("6.6.7", "4.0.1")
     assert set(official.ready["packages"]) >= {setup["core"], *setup["load"]}
 
 
-@pytest.mark.parametrize("name", VCFS)
+@pytest.mark.parametrize("name", sorted(VCFS))
 def test_adapter_output_has_no_official_error(
     official: OfficialValidator, emitted: dict[str, Resource], name: str
 ) -> None:
@@ -365,31 +191,39 @@ BROKEN: dict[str, tuple[str, Mutation]] = {
     "report-malformed-issued": ("genomic-report", _set("issued", "yesterday")),
 }
 
-#: where the two validators are known to disagree: case -> (official has an error, the
-#: adapter's has one, why). A case listed here must disagree exactly so.
-DOCUMENTED_LIMITS: dict[str, tuple[bool, bool, str]] = {
+#: whether (the official validator, HAPI, the adapter's validator) find an error
+Verdicts = tuple[bool, bool, bool]
+
+#: where the validators are known to disagree: case -> (verdicts, why). A case listed here
+#: must disagree exactly so.
+DOCUMENTED_LIMITS: dict[str, tuple[Verdicts, str]] = {
     "variant-specimen-untyped-patient": (
-        False,
-        True,
-        "With the CLI's default reference policy (no -check-references: nothing is resolved) "
-        "the official validator checks a target type only from Reference.type or a resolved "
-        "target (InstanceValidator.checkReference); the adapter's also reads it from a relative "
+        (False, False, True),
+        "With references not resolved (the CLI's default, and $validate of a resource alone) "
+        "the engine checks a target type only from Reference.type or a resolved target "
+        "(InstanceValidator.checkReference); the adapter's also reads it from a relative "
         "URL such as Patient/p1, whose type FHIR says is apparent "
         "(http://hl7.org/fhir/R4/references.html#literal). The adapter always writes "
-        "Reference.type, so what it emits is checked by both (see the typed case).",
+        "Reference.type, so what it emits is checked by all three (see the typed case).",
     ),
     "variant-unknown-extension": (
-        True,
-        False,
+        (True, False, False),
         "Policy: an extension no loaded package defines is an error for the official validator "
-        "unless its domain is allowed (-allow-any-extensions, off by default); the adapter's "
+        "unless its domain is allowed (-allow-any-extensions, off by default). HAPI's "
+        "FhirInstanceValidator allows any extension by default (anyExtensionsAllowed, true in "
+        "8.6.0), the setting a hospital's HAPI server runs with unless changed. The adapter's "
         "reports it as a warning, an error only under the IG's canonical or as a "
         "modifierExtension (adapter/validation/validator.py, _extension), extensions being "
         "open (http://hl7.org/fhir/R4/extensibility.html).",
     ),
+    "variant-unknown-ig-extension": (
+        (True, False, True),
+        "An extension under the IG's canonical that the IG does not define is a mistake of the "
+        "writer, an error for the official validator and the adapter's; HAPI allows any "
+        "extension by default (see variant-unknown-extension).",
+    ),
     "variant-narrative-outside-xhtml": (
-        True,
-        False,
+        (True, True, False),
         "Narrative.div must be XHTML in the XHTML namespace "
         "(http://hl7.org/fhir/R4/narrative.html#xhtml); the adapter's validator checks only "
         "that it is a <div> (adapter/validation/__init__.py) and the adapter writes no narrative.",
@@ -416,31 +250,36 @@ def _profiled(emitted: dict[str, Resource], profile: str) -> Resource:
 
 
 def _verdicts(
-    official: OfficialValidator, validator: Validator, resource: Resource
-) -> tuple[tuple[bool, bool], list[str]]:
-    """(official has an error, the adapter's has one), and both validators' error messages."""
+    official: OfficialValidator, fhir: httpx.Client, validator: Validator, resource: Resource
+) -> tuple[Verdicts, list[str]]:
+    """Whether each validator finds an error, and every error message."""
     theirs = [f"official: {i.location}: {i.message}" for i in _failing(official.validate(resource))]
+    hapi = [f"HAPI: {message}" for message in hapi_errors(fhir, resource)]
     ours = [
         f"adapter: {i.path}: {i.message}"
         for i in validator.validate(resource)
         if i.severity == "error"
     ]
-    return (bool(theirs), bool(ours)), theirs + ours
+    return (bool(theirs), bool(hapi), bool(ours)), theirs + hapi + ours
 
 
-def _agrees(case: str, verdicts: tuple[bool, bool]) -> bool:
-    """Both say the same, or they disagree exactly as documented."""
+def _agrees(case: str, verdicts: Verdicts) -> bool:
+    """All say the same, or they disagree exactly as documented."""
     limit = DOCUMENTED_LIMITS.get(case)
-    return verdicts == limit[:2] if limit else verdicts[0] == verdicts[1]
+    return verdicts == limit[0] if limit else len(set(verdicts)) == 1
 
 
-def test_both_validators_accept_every_emitted_resource_alone(
-    official: OfficialValidator, validator: Validator, emitted: dict[str, Resource]
+@pytest.mark.hapi
+def test_every_validator_accepts_every_emitted_resource_alone(
+    official: OfficialValidator,
+    fhir: httpx.Client,
+    validator: Validator,
+    emitted: dict[str, Resource],
 ) -> None:
     rejected = {}
     for case, resource in _emitted_resources(emitted):
-        verdicts, messages = _verdicts(official, validator, resource)
-        if verdicts != (False, False):
+        verdicts, messages = _verdicts(official, fhir, validator, resource)
+        if any(verdicts):
             rejected[case] = messages
     assert rejected == {}
 
@@ -454,12 +293,17 @@ def test_both_validators_accept_every_emitted_resource_alone(
         for c in sorted(BROKEN)
     ],
 )
+@pytest.mark.hapi
 def test_validators_agree_on_broken_resources(
-    official: OfficialValidator, validator: Validator, emitted: dict[str, Resource], case: str
+    official: OfficialValidator,
+    fhir: httpx.Client,
+    validator: Validator,
+    emitted: dict[str, Resource],
+    case: str,
 ) -> None:
     profile, mutate = BROKEN[case]
     resource = _profiled(emitted, profile)
     mutate(resource)
-    verdicts, messages = _verdicts(official, validator, resource)
-    assert any(verdicts), f"{case} breaks nothing: neither validator finds an error"
+    verdicts, messages = _verdicts(official, fhir, validator, resource)
+    assert any(verdicts), f"{case} breaks nothing: no validator finds an error"
     assert _agrees(case, verdicts), messages
