@@ -1,5 +1,7 @@
 # The adapter's HTTP service. Build: docker build -t fhir-genomics .
-# Run:   docker run -p 8080:8080 fhir-genomics   (then POST a VCF to /v1/convert)
+# Run:   docker run -p 8080:8080 -v /etc/fhir-genomics/jwks.json:/etc/fhir-genomics/jwks.json:ro fhir-genomics
+#        (the public keys of the callers' token issuer; then POST a VCF to /v1/convert with a
+#        bearer token carrying the scope genomics/convert)
 
 # The IG package comes from the npm registry, which only the npm client reaches.
 FROM node:20-bookworm-slim AS ig-package
@@ -20,7 +22,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     FHIR_GENOMICS_PACKAGE_CACHE=/opt/fhir-genomics/packages \
-    FHIR_GENOMICS_AUDIT_LOG=/var/lib/fhir-genomics/audit.ndjson
+    FHIR_GENOMICS_AUDIT_LOG=/var/lib/fhir-genomics/audit.ndjson \
+    FHIR_GENOMICS_API_JWKS=/etc/fhir-genomics/jwks.json
 WORKDIR /app
 COPY --from=wheel /wheels /wheels
 RUN pip install /wheels/*.whl && rm -rf /wheels

@@ -226,6 +226,12 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser("serve", help="run the HTTP API")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="accept calls without a token (a trial on this machine only; "
+        "otherwise set $FHIR_GENOMICS_API_JWKS)",
+    )
     p.set_defaults(run=_run_serve)
 
 
@@ -379,9 +385,19 @@ def _files(paths: Sequence[Path]) -> list[Path]:
 def _run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .access import JWKS_ENV, Access
     from .service import create_app
 
-    uvicorn.run(create_app(), host=args.host, port=args.port)
+    if args.no_auth:
+        access = Access.open()
+    elif not os.environ.get(JWKS_ENV):
+        raise OptionsError(
+            f"the API needs keys to check its callers' tokens: set ${JWKS_ENV} to a JWKS "
+            "file, or pass --no-auth for a trial on this machine"
+        )
+    else:
+        access = Access.from_env()
+    uvicorn.run(create_app(access), host=args.host, port=args.port)
     return 0
 
 

@@ -20,7 +20,15 @@ Every failure a user can cause or act on is an :class:`AdapterError`::
     ├── OptionsError          conflicting or invalid options
     ├── ValidationFailed      emitted FHIR did not conform to its profile
     ├── PackageError          a pinned FHIR package is missing or fails its integrity hash
-    └── OutputError           the output could not be written
+    ├── OutputError           the output could not be written
+    ├── SyncError             a FHIR server did not take what was sent (the job stays queued)
+    │   ├── AuthError             no access token: the token endpoint refused, or a key is unusable
+    │   ├── ServerRejected        a 4xx that retrying cannot fix; carries the OperationOutcome
+    │   ├── ServerUnavailable     still 429/5xx/unreachable after the bounded retries
+    │   └── PatientNotResolved    the identifier matches no Patient, or several
+    ├── OutboxError           the durable job store cannot be opened or written
+    └── AccessError           a client of the HTTP API without a valid bearer token
+        └── InsufficientScope     a valid token without the endpoint's scope
 
 The CLI maps each class to an exit code and the HTTP API to a status code and a FHIR
 OperationOutcome, so callers never see a traceback for a problem they can fix.
@@ -33,20 +41,28 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = [
+    "AccessError",
     "AdapterError",
+    "AuthError",
     "ConsentError",
     "DisclosureDenied",
     "GenomeBuildError",
     "HeaderMismatchError",
     "InputError",
+    "InsufficientScope",
     "MalformedRecordError",
     "NotAVcfError",
     "OptionsError",
+    "OutboxError",
     "OutputError",
     "PackageError",
+    "PatientNotResolved",
     "PolicyError",
     "PolicyFileError",
     "RegionError",
+    "ServerRejected",
+    "ServerUnavailable",
+    "SyncError",
     "TruncatedInputError",
     "UnknownContigError",
     "UnknownSampleError",
@@ -249,6 +265,73 @@ class OutputError(AdapterError):
     """The output cannot be written."""
 
     exit_code = 6
+
+
+class SyncError(AdapterError):
+    """A FHIR server did not take what was sent. The job stays in the outbox (failed or due
+    for retry), never lost; ``source`` names the server's base URL."""
+
+    exit_code = 8
+    http_status = 502
+    issue_code = "transient"
+
+
+class AuthError(SyncError):
+    """No access token could be had: the token endpoint refused the client, its answer was
+    not a token, or the private key cannot sign. Fix the configuration; retrying will not."""
+
+    issue_code = "security"
+
+
+class ServerRejected(SyncError):
+    """The server answered a 4xx that a retry cannot fix; its OperationOutcome is kept so an
+    operator sees the server's own words."""
+
+    issue_code = "processing"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        outcome: dict[str, Any] | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.status = status
+        self.outcome = outcome
+        super().__init__(message, source=source)
+
+
+class ServerUnavailable(SyncError):
+    """Still throttled, failing or unreachable after the bounded retries: try again later."""
+
+
+class PatientNotResolved(SyncError):
+    """The patient's identifier matches no Patient on the server, or more than one."""
+
+    issue_code = "not-found"
+
+
+class OutboxError(AdapterError):
+    """The durable job store cannot be opened, migrated or written."""
+
+    exit_code = 9
+    http_status = 503
+
+
+class AccessError(AdapterError):
+    """A client of the HTTP API sent no valid bearer token."""
+
+    exit_code = 10
+    http_status = 401
+    issue_code = "login"
+
+
+class InsufficientScope(AccessError):
+    """A valid token without the scope the endpoint requires."""
+
+    http_status = 403
+    issue_code = "forbidden"
 
 
 def _rebuild(cls: type[AdapterError], state: dict[str, Any]) -> AdapterError:

@@ -10,6 +10,10 @@ The disclosure policy is the deployment's, never the client's: the policy file i
 audit log ``$FHIR_GENOMICS_AUDIT_LOG`` (default: ``fhir-genomics-audit.ndjson`` in the working
 folder). A request the policy refuses gets a 403 OperationOutcome.
 
+Every endpoint but ``/healthz`` needs a bearer token with the endpoint's scope
+(:mod:`adapter.access`): a 401 or 403 OperationOutcome otherwise, with its
+``WWW-Authenticate`` challenge.
+
 Errors leave as FHIR OperationOutcome resources with a 4xx status the client can act on;
 an unexpected failure is a 500 whose body names no internals: an error in an uploaded file
 names the part and the client's file name, never the temporary path.
@@ -23,16 +27,17 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Annotated, Any, Final, NoReturn, TypeVar
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from . import __version__
+from .access import Access, Principal
 from .convert import (
     ConvertOptions,
     OutputFormat,
@@ -45,7 +50,7 @@ from .convert import (
 )
 from .decision import decide_bundle, decision_json
 from .disclosure import Disclosure, disclosure_request
-from .errors import AdapterError, OptionsError
+from .errors import AccessError, AdapterError, InsufficientScope, OptionsError
 from .model import GenomeBuild, GenomicSourceClass, Sex
 from .policy import consent_from_dict, read_consent
 from .regions import parse_region
@@ -70,8 +75,10 @@ _DEFAULT_AUDIT_LOG = "fhir-genomics-audit.ndjson"
 _MAX_FILES = len(UPLOAD_PARTS) + 15  # up to 16 Consents
 
 
-def create_app() -> FastAPI:
-    """A new application; the CLI's ``serve`` and the tests both start from here."""
+def create_app(access: Access | None = None) -> FastAPI:
+    """A new application; the CLI's ``serve`` and the tests both start from here. ``access``
+    defaults to the deployment's keys (:meth:`Access.from_env`)."""
+    access = access or Access.from_env()
     app = FastAPI(
         title="FHIR Genomics adapter",
         version=__version__,
@@ -85,6 +92,7 @@ def create_app() -> FastAPI:
         "/v1/convert",
         _convert,
         methods=["POST"],
+        dependencies=[_guard(access, "convert")],
         summary="Convert an uploaded VCF (multipart file part 'file'; optional file parts "
         "'knowledge', 'classifications', 'pgx', 'consent'); 'purpose' is required",
         response_class=Response,
@@ -100,6 +108,7 @@ def create_app() -> FastAPI:
         "/v1/consent/decide",
         _decide,
         methods=["POST"],
+        dependencies=[_guard(access, "decide")],
         summary="The disclosure decision on a Bundle of one patient's genomic results (JSON "
         "body: bundle, consents, purpose, recipient, indication, birth_date, sex, break_glass, "
         "decided_at): the decision, its reasons, the obligations and the filtered Bundle",
@@ -107,6 +116,16 @@ def create_app() -> FastAPI:
         responses={200: {"content": {"application/json": {}}}, 400: {}, 422: {}},
     )
     return app
+
+
+def _guard(access: Access, endpoint: str) -> Any:
+    """The endpoint's token check, as a FastAPI dependency."""
+    check = access.require(endpoint)
+
+    async def caller(authorization: Annotated[str | None, Header()] = None) -> Principal:
+        return check(authorization)
+
+    return Depends(caller)
 
 
 async def _healthz() -> dict[str, str]:
@@ -418,7 +437,11 @@ def _outcome(status: int, body: dict[str, Any]) -> Response:
 
 async def _adapter_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AdapterError)  # noqa: S101 - registered for AdapterError only
-    return _outcome(exc.http_status, exc.to_operation_outcome())
+    response = _outcome(exc.http_status, exc.to_operation_outcome())
+    if isinstance(exc, AccessError):  # RFC 6750, section 3
+        error = "insufficient_scope" if isinstance(exc, InsufficientScope) else "invalid_token"
+        response.headers["WWW-Authenticate"] = f'Bearer realm="fhir-genomics", error="{error}"'
+    return response
 
 
 async def _request_error(_request: Request, exc: Exception) -> Response:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import gzip
-import socket
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +12,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import uvicorn
+from local_service import serving
 
+from adapter.access import Access
 from adapter.errors import OptionsError
 from adapter.readers.annotations import PrimaryRule
 from adapter.service import AUDIT_LOG_ENV, UPLOAD_PARTS, create_app, options_from_fields
@@ -23,12 +22,6 @@ from adapter.service import AUDIT_LOG_ENV, UPLOAD_PARTS, create_app, options_fro
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "NA12878-panel.vcf.gz"
 FIELDS = {"patient_identifier": "http://hospital.example.org/mrn|MRN-0001", "purpose": "TREAT"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +35,8 @@ def audit_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def base_url(audit_log: Path) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "service did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(Access.open())) as base:
+        yield base
 
 
 def post(base_url: str, content: bytes, name: str = "x.vcf.gz", **fields: str) -> httpx.Response:

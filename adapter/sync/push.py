@@ -1,0 +1,257 @@
+"""A report's transaction Bundle onto a server: the patient resolved, the Bundle split to the
+server's size limit, every reference still resolvable, a resend harmless.
+
+Policy:
+
+* **Patient.** The report names its patient by identifier (MRN). :func:`resolve_patient`
+  searches the server: exactly one match is used, none or several stop the job
+  (:class:`PatientNotResolved`); a conditional reference ``Patient?identifier=...`` is then
+  rewritten to ``Patient/<id>``, which every server understands.
+* **Splitting.** Entries that reference each other (``urn:uuid`` fullUrls) form a graph; its
+  strongly connected parts are never split, and parts go in dependency order, so an entry's
+  targets are in its own chunk or in an earlier one. A reference to an entry of an earlier
+  chunk is rewritten to the ``Type/id`` the server gave it (from the entry's ``location``),
+  so chunks are independent requests. https://hl7.org/fhir/R4/bundle.html#references
+* **Transaction or batch.** A server that declares ``transaction`` gets transactions (all or
+  nothing per chunk). One that declares only ``batch`` gets batches, where entries may not
+  depend on each other (https://hl7.org/fhir/R4/http.html#transaction): chunks then follow
+  dependency levels, and each entry's answer is checked; any non-2xx entry stops the job
+  with that entry's OperationOutcome.
+* **Resuming.** After each chunk the caller gets the :class:`Progress` (chunks done, ids
+  assigned) to store; given it back, :func:`push_bundle` skips what is done. A chunk sent
+  again, because the process died before its progress was stored, only updates: every entry
+  is a conditional update by business identifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import OptionsError, PatientNotResolved, ServerRejected
+from .client import FhirClient
+
+__all__ = ["Progress", "PushResult", "plan_chunks", "push_bundle", "resolve_patient"]
+
+Resource = dict[str, Any]
+Entry = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Progress:
+    """What has reached the server: stored by the outbox after every chunk."""
+
+    chunks_done: int = 0
+    #: entry fullUrl -> the ``Type/id`` the server assigned
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chunks_done": self.chunks_done, "ids": dict(self.ids)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Progress:
+        data = data or {}
+        return cls(int(data.get("chunks_done", 0)), dict(data.get("ids", {})))
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    entries: int
+    chunks: int
+    ids: dict[str, str]
+
+
+async def resolve_patient(client: FhirClient, system: str, value: str) -> str:
+    """``Patient/<id>`` of the one Patient with this identifier on the server."""
+    found = await client.search("Patient", {"identifier": f"{system}|{value}", "_elements": "id"})
+    ids = sorted({p["id"] for p in found if p.get("resourceType") == "Patient"})
+    if len(ids) != 1:
+        many = "no Patient has" if not ids else f"{len(ids)} Patients have"
+        raise PatientNotResolved(
+            f"{many} the report's patient identifier (system {system}) on this server",
+            source=client.base_url,
+        )
+    return f"Patient/{ids[0]}"
+
+
+async def push_bundle(
+    client: FhirClient,
+    bundle: Resource,
+    *,
+    max_entries: int,
+    transactions: bool = True,
+    rewrite: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+    on_chunk: Callable[[Progress], Awaitable[None]] | None = None,
+) -> PushResult:
+    """Send ``bundle``'s entries in chunks; ``rewrite`` maps references (such as the
+    patient's conditional reference) to what the server knows."""
+    entries = [_rewritten(e, rewrite or {}) for e in bundle.get("entry", [])]
+    chunks = plan_chunks(entries, max_entries, levels=not transactions)
+    done = progress or Progress()
+    for index in range(done.chunks_done, len(chunks)):
+        sent = [_rewritten(e, done.ids) for e in chunks[index]]
+        kind = "transaction" if transactions else "batch"
+        answer = await client.bundle({"resourceType": "Bundle", "type": kind, "entry": sent})
+        done.ids.update(_assigned(sent, answer, client.base_url))
+        done.chunks_done = index + 1
+        if on_chunk is not None:
+            await on_chunk(done)
+    return PushResult(len(entries), len(chunks), dict(done.ids))
+
+
+def plan_chunks(entries: Sequence[Entry], max_entries: int, *, levels: bool) -> list[list[Entry]]:
+    """Entries grouped so each one's targets come in its own chunk or before it; with
+    ``levels`` (batches) no entry shares a chunk with its targets."""
+    if max_entries < 1:
+        raise OptionsError(f"the server's maximum Bundle size must be positive, not {max_entries}")
+    targets = _targets(entries)
+    parts = _components(len(entries), targets)
+    if levels:
+        return _by_level(entries, parts, targets, max_entries)
+    chunks: list[list[Entry]] = []
+    current: list[Entry] = []
+    for part in parts:
+        if len(part) > max_entries:
+            raise OptionsError(
+                f"{len(part)} entries reference each other in a cycle, more than the server's "
+                f"limit of {max_entries} per Bundle: raise the limit"
+            )
+        if len(current) + len(part) > max_entries:
+            chunks.append(current)
+            current = []
+        current += [entries[i] for i in part]
+    return [*chunks, current] if current else chunks
+
+
+def _by_level(
+    entries: Sequence[Entry], parts: list[list[int]], targets: list[set[int]], max_entries: int
+) -> list[list[Entry]]:
+    level = [0] * len(entries)
+    for part in parts:  # dependencies first, so targets' levels are known
+        if len(part) > 1:
+            raise OptionsError(
+                "entries of this Bundle reference each other in a cycle, which a batch cannot "
+                "carry: the server must support transactions"
+            )
+        node = part[0]
+        level[node] = 1 + max((level[t] for t in targets[node]), default=-1)
+    chunks: list[list[Entry]] = []
+    for depth in range(max(level, default=-1) + 1):
+        layer = [entries[i] for i in range(len(entries)) if level[i] == depth]
+        chunks += [layer[i : i + max_entries] for i in range(0, len(layer), max_entries)]
+    return chunks
+
+
+def _targets(entries: Sequence[Entry]) -> list[set[int]]:
+    """For each entry, the indices of the entries it references by fullUrl."""
+    index = {e["fullUrl"]: i for i, e in enumerate(entries) if "fullUrl" in e}
+    return [
+        {index[ref] for ref in _references(e.get("resource")) if ref in index} - {i}
+        for i, e in enumerate(entries)
+    ]
+
+
+def _components(count: int, targets: list[set[int]]) -> list[list[int]]:
+    """Strongly connected components, each listed after the ones it references (Tarjan's
+    algorithm, iterative: a long derivedFrom chain must not exhaust the stack)."""
+    order: list[list[int]] = []
+    low, seen_at, on_stack = [0] * count, [-1] * count, [False] * count
+    stack: list[int] = []
+    counter = 0
+    for root in range(count):
+        if seen_at[root] >= 0:
+            continue
+        work: list[tuple[int, Iterator[int]]] = [(root, iter(sorted(targets[root])))]
+        seen_at[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack[root] = True
+        while work:
+            node, pending = work[-1]
+            child = next(pending, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == seen_at[node]:
+                    order.append(_pop_component(stack, on_stack, node))
+            elif seen_at[child] < 0:
+                seen_at[child] = low[child] = counter
+                counter += 1
+                stack.append(child)
+                on_stack[child] = True
+                work.append((child, iter(sorted(targets[child]))))
+            elif on_stack[child]:
+                low[node] = min(low[node], seen_at[child])
+    return order
+
+
+def _pop_component(stack: list[int], on_stack: list[bool], root: int) -> list[int]:
+    component = []
+    while True:
+        node = stack.pop()
+        on_stack[node] = False
+        component.append(node)
+        if node == root:
+            return sorted(component)
+
+
+def _references(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str):
+                yield value
+            else:
+                yield from _references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _references(item)
+
+
+def _rewritten(node: Any, mapping: Mapping[str, str]) -> Any:
+    """A copy of ``node`` with every reference found in ``mapping`` replaced."""
+    if not mapping:
+        return node
+    if isinstance(node, dict):
+        return {k: _replaced(k, v, mapping) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rewritten(item, mapping) for item in node]
+    return node
+
+
+def _replaced(key: str, value: Any, mapping: Mapping[str, str]) -> Any:
+    if key == "reference" and isinstance(value, str):
+        return mapping.get(value, value)
+    return _rewritten(value, mapping)
+
+
+def _assigned(sent: Sequence[Entry], answer: Resource, server: str) -> dict[str, str]:
+    """fullUrl -> ``Type/id`` from a transaction or batch response; a failed batch entry
+    stops here with its OperationOutcome."""
+    answers = answer.get("entry", [])
+    if len(answers) != len(sent):
+        raise ServerRejected(
+            f"the server answered {len(answers)} entries for {len(sent)} sent",
+            status=200,
+            source=server,
+        )
+    ids = {}
+    for entry, reply in zip(sent, answers, strict=True):
+        response = reply.get("response", {})
+        status = str(response.get("status", ""))
+        where = f"{entry['resource']['resourceType']} entry"
+        if not status.startswith("2"):
+            raise ServerRejected(
+                f"{where}: HTTP {status or 'status missing'}",
+                status=int(status[:3]) if status[:3].isdigit() else 502,
+                outcome=response.get("outcome"),
+                source=server,
+            )
+        location = response.get("location") or ""
+        parts = location.split("/_history")[0].rstrip("/").split("/")
+        if len(parts) < 2:
+            raise ServerRejected(f"{where}: no location in the answer", status=502, source=server)
+        ids[entry["fullUrl"]] = f"{parts[-2]}/{parts[-1]}"
+    return ids
