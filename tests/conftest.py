@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fhir_servers import FHIR_JSON, Hapi, OfficialValidator, hapi_app, npm_tarball, start_official
+from sekmet_server import Sekmet
 
 from adapter.packages import fetch_all
 from adapter.validation import Validator, load_validator
@@ -62,3 +63,13 @@ def official(fhir_packages: dict[str, Path]) -> Iterator[OfficialValidator]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sekmet]:
+    """A running sekmet-fhir accepting SMART Backend Services tokens and one bearer token."""
+    server = Sekmet(tmp_path_factory.mktemp("sekmet"))
+    try:
+        yield server
+    finally:
+        server.stop()

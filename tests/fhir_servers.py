@@ -141,7 +141,7 @@ class Hapi:
         try:
             self._wait_ready(process)
         except BaseException:
-            _stop(process)
+            stop_process(process)
             raise
         return process
 
@@ -164,14 +164,14 @@ class Hapi:
 
     def restart(self) -> None:
         """Stopped (SIGTERM, as a service manager does) and started again, same port and data."""
-        _stop(self._process)
+        stop_process(self._process)
         self._process = self._start()
 
     def stop(self) -> None:
-        _stop(self._process)
+        stop_process(self._process)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
         process.wait(timeout=30)

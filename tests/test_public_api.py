@@ -6,10 +6,13 @@ import pytest
 
 import adapter
 import adapter.policy
+import adapter.sync
 from adapter import errors
 
 
-@pytest.mark.parametrize("package", [adapter, adapter.policy], ids=lambda p: p.__name__)
+@pytest.mark.parametrize(
+    "package", [adapter, adapter.policy, adapter.sync], ids=lambda p: p.__name__
+)
 def test_all_names_exist_and_are_sorted(package: ModuleType) -> None:
     assert sorted(package.__all__) == package.__all__
     for name in package.__all__:

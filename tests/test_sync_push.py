@@ -1,6 +1,7 @@
-"""A report onto the real HAPI FHIR server: the patient resolved by MRN, the Bundle split to a
-small limit with every reference still resolvable, batches where transactions are not used,
-a push resumed from its stored progress, and no duplicates on any resend."""
+"""A report onto real servers: HAPI FHIR and sekmet-fhir (with SMART Backend Services). The
+patient resolved by MRN, the Bundle split to a small limit with every reference still
+resolvable, batches where transactions are not used, a push resumed from its stored progress,
+and no duplicates on any resend."""
 
 from __future__ import annotations
 
@@ -14,15 +15,17 @@ from typing import Any, TypeVar
 import httpx
 import orjson
 import pytest
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from fhir_servers import Hapi
+from sekmet_server import Sekmet
 
 from adapter.convert import ConvertOptions, OutputFormat, convert_vcf
 from adapter.errors import PatientNotResolved
 from adapter.model import PatientRef
-from adapter.sync.client import FhirClient
+from adapter.sync.auth import generate_key, jwks
+from adapter.sync.client import FhirClient, client_for
+from adapter.sync.config import ServerConfig, SmartBackendAuth
 from adapter.sync.push import Progress, PushResult, push_bundle, resolve_patient
-
-pytestmark = pytest.mark.hapi
 
 VCF = Path(__file__).resolve().parent / "data" / "vcf" / "vep_sample.vcf"
 MRN = "https://hospital.test/mrn"
@@ -90,6 +93,7 @@ def _references_resolve(fhir: httpx.Client, resources: list[dict[str, Any]]) -> 
     return missing
 
 
+@pytest.mark.hapi
 def test_a_split_transaction_arrives_whole_and_a_resend_duplicates_nothing(
     hapi: Hapi, fhir: httpx.Client, tmp_path: Path
 ) -> None:
@@ -109,6 +113,7 @@ def test_a_split_transaction_arrives_whole_and_a_resend_duplicates_nothing(
     }
 
 
+@pytest.mark.hapi
 def test_batches_follow_dependency_levels_when_transactions_are_not_used(
     hapi: Hapi, fhir: httpx.Client, tmp_path: Path
 ) -> None:
@@ -120,6 +125,7 @@ def test_batches_follow_dependency_levels_when_transactions_are_not_used(
     assert _references_resolve(fhir, stored) == []
 
 
+@pytest.mark.hapi
 def test_a_push_resumes_from_its_stored_progress(
     hapi: Hapi, fhir: httpx.Client, tmp_path: Path
 ) -> None:
@@ -150,6 +156,7 @@ def test_a_push_resumes_from_its_stored_progress(
     assert set(result.ids.values()) == {f"{r['resourceType']}/{r['id']}" for r in stored}
 
 
+@pytest.mark.hapi
 def test_an_unknown_or_ambiguous_patient_stops_the_push(hapi: Hapi, fhir: httpx.Client) -> None:
     value = f"TWICE-{uuid.uuid4()}"
     with pytest.raises(PatientNotResolved, match="no Patient has") as none:
@@ -160,3 +167,36 @@ def test_an_unknown_or_ambiguous_patient_stops_the_push(hapi: Hapi, fhir: httpx.
     with pytest.raises(PatientNotResolved, match="2 Patients have") as two:
         _on(hapi, lambda c: resolve_patient(c, MRN, value))
     assert value not in str(none.value) + str(two.value)  # the MRN is PHI
+
+
+def test_sekmet_takes_a_split_report_over_smart_backend_services_once(
+    sekmet: Sekmet, tmp_path: Path
+) -> None:
+    pem, _ = generate_key("ES384")
+    key = tmp_path / "client.pem"
+    key.write_bytes(pem)
+    smart = SmartBackendAuth("fhir-genomics-push", key, "ES384")
+    sekmet.register({smart.client_id: jwks([load_pem_private_key(pem, None)])})
+    opened = {"Authorization": f"Bearer {sekmet.bearer_token}"}
+    with httpx.Client(base_url=sekmet.base, headers=opened, timeout=60) as fhir:
+        value = _new_patient(fhir)
+        bundle = _report(value, tmp_path)
+        config = ServerConfig("sekmet", sekmet.base, smart, max_entries=9)
+
+        async def push() -> tuple[str, PushResult]:
+            async with client_for(config) as client:
+                patient = await resolve_patient(client, MRN, value)
+                rewrite = {f"Patient?identifier={MRN}|{value}": patient}
+                return patient, await push_bundle(client, bundle, max_entries=9, rewrite=rewrite)
+
+        patient, first = asyncio.run(push())
+        stored = _stored(fhir, patient)
+        _, again = asyncio.run(push())
+        assert first.chunks > 1
+        assert sum(len(v) for v in stored.values()) == len(bundle["entry"])
+        assert {k: len(v) for k, v in _stored(fhir, patient).items()} == {
+            k: len(v) for k, v in stored.items()
+        }
+        assert again.ids == first.ids
+        everything = [r for kind in stored.values() for r in kind]
+        assert _references_resolve(fhir, everything) == []

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,8 +39,11 @@ import httpx
 import orjson
 
 from ..errors import AuthError, ServerRejected, ServerUnavailable
+from ..metrics import Metrics
+from .auth import auth_for
+from .config import ServerConfig
 
-__all__ = ["FhirClient", "RetryPolicy", "retry_after_seconds"]
+__all__ = ["FhirClient", "RetryPolicy", "client_for", "retry_after_seconds"]
 
 FHIR_JSON: Final = "application/fhir+json"
 TRANSIENT: Final = frozenset({409, 429, 500, 502, 503, 504})
@@ -98,8 +102,11 @@ class FhirClient:
         sleep: Sleep = asyncio.sleep,
         draw: Callable[[], float] = random.random,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        name: str = "default",
+        metrics: Metrics | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.name, self._metrics = name, metrics or Metrics()
         self._http = httpx.AsyncClient(
             base_url=self.base_url + "/",
             auth=auth,
@@ -135,7 +142,13 @@ class FhirClient:
 
     async def bundle(self, bundle: Resource) -> Resource:
         """POST a transaction or batch Bundle to the base; its response Bundle."""
-        return await self._json("POST", "", body=bundle, what=f"{bundle.get('type')} Bundle")
+        started = time.perf_counter()
+        answer = await self._json("POST", "", body=bundle, what=f"{bundle.get('type')} Bundle")
+        elapsed = time.perf_counter() - started
+        self._metrics.observe("fhir_genomics_send_seconds", elapsed, server=self.name)
+        sent = len(bundle.get("entry", []))
+        self._metrics.count("fhir_genomics_sent_resources_total", sent, server=self.name)
+        return answer
 
     async def read(self, resource_type: str, resource_id: str) -> tuple[Resource, str | None]:
         """The resource and its ETag (for a version-aware update)."""
@@ -220,6 +233,7 @@ class FhirClient:
                 failure = f"HTTP {response.status_code}"
                 pause = self._pause(response, attempt)
             if attempt + 1 < self._retry.max_attempts:
+                self._metrics.count("fhir_genomics_retries_total", server=self.name)
                 await self._sleep(pause)
         raise ServerUnavailable(
             f"{what}: still {failure} after {self._retry.max_attempts} attempts",
@@ -284,3 +298,23 @@ def _outcome(response: httpx.Response) -> Resource | None:
     if isinstance(parsed, dict) and parsed.get("resourceType") == "OperationOutcome":
         return parsed
     return None
+
+
+def client_for(
+    config: ServerConfig,
+    *,
+    metrics: Metrics | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> FhirClient:
+    """The client a server's configuration describes: its auth, timeouts, retries, limits."""
+    retry = RetryPolicy(config.max_attempts, config.backoff_base_s, config.backoff_cap_s)
+    return FhirClient(
+        config.base_url,
+        auth=auth_for(config),
+        timeout=config.timeouts.httpx(),
+        retry=retry,
+        concurrency=config.concurrency,
+        transport=transport,
+        name=config.name,
+        metrics=metrics,
+    )
