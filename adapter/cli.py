@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from .cli_sync import add_outbox, add_sync
 from .convert import (
     ConvertOptions,
     OutputFormat,
@@ -70,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_validate(sub)
     _add_serve(sub)
     _add_packages(sub)
+    add_sync(sub)
+    add_outbox(sub)
     return parser
 
 

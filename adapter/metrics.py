@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Final
 
-__all__ = ["Metrics"]
+__all__ = ["Labels", "Metrics"]
 
 #: seconds; a FHIR transaction of a few hundred entries takes from tens of ms to tens of s
 BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -22,6 +22,7 @@ Labels = tuple[tuple[str, str], ...]
 HELP: Final = {
     "fhir_genomics_jobs": ("gauge", "Outbox jobs by state."),
     "fhir_genomics_retries_total": ("counter", "Requests sent again after a transient failure."),
+    "fhir_genomics_job_retries_total": ("counter", "Jobs rescheduled after a failed send."),
     "fhir_genomics_sent_resources_total": ("counter", "Resources a server accepted."),
     "fhir_genomics_send_seconds": ("histogram", "Time to send one Bundle, retries included."),
 }

@@ -51,9 +51,11 @@ from .convert import (
 from .decision import decide_bundle, decision_json
 from .disclosure import Disclosure, disclosure_request
 from .errors import AccessError, AdapterError, InsufficientScope, OptionsError
+from .metrics import Labels, Metrics
 from .model import GenomeBuild, GenomicSourceClass, Sex
 from .policy import consent_from_dict, read_consent
 from .regions import parse_region
+from .sync.outbox import DEFAULT_OUTBOX, OUTBOX_ENV, Outbox, open_outbox
 
 __all__ = ["create_app"]
 
@@ -75,10 +77,12 @@ _DEFAULT_AUDIT_LOG = "fhir-genomics-audit.ndjson"
 _MAX_FILES = len(UPLOAD_PARTS) + 15  # up to 16 Consents
 
 
-def create_app(access: Access | None = None) -> FastAPI:
+def create_app(access: Access | None = None, outbox_url: str | None = None) -> FastAPI:
     """A new application; the CLI's ``serve`` and the tests both start from here. ``access``
-    defaults to the deployment's keys (:meth:`Access.from_env`)."""
+    defaults to the deployment's keys (:meth:`Access.from_env`), the outbox to
+    ``$FHIR_GENOMICS_OUTBOX`` (opened at its first use)."""
     access = access or Access.from_env()
+    jobs = _Jobs(outbox_url or os.environ.get(OUTBOX_ENV) or DEFAULT_OUTBOX)
     app = FastAPI(
         title="FHIR Genomics adapter",
         version=__version__,
@@ -115,7 +119,56 @@ def create_app(access: Access | None = None) -> FastAPI:
         response_class=Response,
         responses={200: {"content": {"application/json": {}}}, 400: {}, 422: {}},
     )
+    app.add_api_route(
+        "/v1/jobs/{job_id}",
+        jobs.job,
+        methods=["GET"],
+        dependencies=[_guard(access, "jobs.read")],
+        summary="A sync job's state, attempts, progress and last error (never its Bundle)",
+        response_class=Response,
+        responses={200: {"content": {"application/json": {}}}, 404: {}},
+    )
+    app.add_api_route(
+        "/metrics",
+        jobs.metrics,
+        methods=["GET"],
+        dependencies=[_guard(access, "metrics")],
+        summary="Prometheus metrics: jobs by state, retries, send latency",
+        response_class=Response,
+    )
     return app
+
+
+class _Jobs:
+    """The outbox as the API shows it, opened on first use and shared by requests."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._outbox: Outbox | None = None
+        self.counters = Metrics()
+
+    def _open(self) -> Outbox:
+        if self._outbox is None:
+            self._outbox = open_outbox(self._url)
+        return self._outbox
+
+    async def job(self, job_id: str) -> Response:
+        found = await run_in_threadpool(self._open().get, job_id)
+        if found is None:
+            issue = {"severity": "error", "code": "not-found", "diagnostics": "no such job"}
+            return _outcome(404, {"resourceType": "OperationOutcome", "issue": [issue]})
+        return Response(orjson.dumps(found.as_json()), media_type="application/json")
+
+    async def metrics(self) -> Response:
+        outbox = self._open()
+        counts = await run_in_threadpool(outbox.counts)
+        retries = await run_in_threadpool(outbox.retries)
+        gauges: dict[str, dict[Labels, float]] = {
+            "fhir_genomics_jobs": {(("state", s.value),): float(n) for s, n in counts.items()},
+            "fhir_genomics_job_retries_total": {(): float(retries)},
+        }
+        text = self.counters.render(gauges)
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 def _guard(access: Access, endpoint: str) -> Any:

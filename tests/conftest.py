@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fhir_servers import FHIR_JSON, Hapi, OfficialValidator, hapi_app, npm_tarball, start_official
+from postgres_server import Postgres, postgres_bin
 from sekmet_server import Sekmet
 
 from adapter.packages import fetch_all
@@ -71,5 +72,15 @@ def sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sekmet]:
     server = Sekmet(tmp_path_factory.mktemp("sekmet"))
     try:
         yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server from Debian's packages on 127.0.0.1 (installed when missing)."""
+    server = Postgres(postgres_bin())
+    try:
+        yield server.url
     finally:
         server.stop()

@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from api_tokens import AUDIENCE, EC_KEY, RSA_KEY, token, write_jwks
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from local_service import serving
 
 from adapter.access import AUDIENCE_ENV, JWKS_ENV, SCOPES, Access, read_jwks
@@ -27,24 +28,12 @@ from adapter.service import AUDIT_LOG_ENV, create_app
 
 VCF = Path(__file__).resolve().parent / "data" / "vcf" / "snv.vcf"
 FIELDS = {"patient": "p-1", "purpose": "TREAT"}
-AUDIENCE = "https://genomics.hospital.test"
-RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-EC_KEY = ec.generate_private_key(ec.SECP384R1())
 OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _public_jwk(key: Any, kid: str, alg: str) -> dict[str, Any]:
-    algorithm = jwt.get_algorithm_by_name(alg)
-    jwk: dict[str, Any] = json.loads(algorithm.to_jwk(key.public_key()))
-    return {**jwk, "kid": kid, "alg": alg, "use": "sig"}
 
 
 @pytest.fixture(scope="module")
 def jwks_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("keys") / "jwks.json"
-    keys = [_public_jwk(RSA_KEY, "rsa-1", "RS384"), _public_jwk(EC_KEY, "ec-1", "ES384")]
-    path.write_text(json.dumps({"keys": keys}))
-    return path
+    return write_jwks(tmp_path_factory.mktemp("keys") / "jwks.json")
 
 
 @pytest.fixture(scope="module")
@@ -54,21 +43,6 @@ def base_url(jwks_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         patch.setenv(AUDIT_LOG_ENV, str(tmp_path_factory.mktemp("audit") / "audit.ndjson"))
         with serving(create_app(Access.from_env(environ))) as base:
             yield base
-
-
-def _token(key: Any = RSA_KEY, kid: str | None = "rsa-1", alg: str = "RS384", **claims: Any) -> str:
-    now = int(time.time())
-    body = {
-        "sub": "mirth-channel-7",
-        "aud": AUDIENCE,
-        "exp": now + 300,
-        "iat": now,
-        "scope": f"{SCOPES['convert']} {SCOPES['decide']}",
-    }
-    headers = {"kid": kid} if kid else {}
-    return jwt.encode(
-        {k: v for k, v in (body | claims).items() if v is not None}, key, alg, headers=headers
-    )
 
 
 def _convert(base_url: str, token: str | None) -> httpx.Response:
@@ -82,7 +56,7 @@ def _convert(base_url: str, token: str | None) -> httpx.Response:
     )
 
 
-def test_health_needs_no_token(base_url: str) -> None:
+def test_health_needs_notoken(base_url: str) -> None:
     assert httpx.get(f"{base_url}/healthz").status_code == 200
 
 
@@ -92,7 +66,7 @@ def test_health_needs_no_token(base_url: str) -> None:
 def test_a_token_signed_by_a_trusted_key_with_the_scope_converts(
     base_url: str, key: Any, kid: str, alg: str
 ) -> None:
-    answer = _convert(base_url, _token(key, kid, alg))
+    answer = _convert(base_url, token(key, kid, alg))
     assert answer.status_code == 200, answer.text
     assert answer.json()["resourceType"] == "Bundle"
 
@@ -117,11 +91,11 @@ def _hs256_with_the_public_key() -> str:
 REFUSED = {
     "no token": (None, "send a bearer token"),
     "not a JWT": ("abc.def", "not a JWT"),
-    "expired": (_token(exp=int(time.time()) - 3600), "expired"),
-    "another audience": (_token(aud="https://elsewhere.test"), "another audience"),
-    "no exp": (_token(exp=None), "required claim"),
-    "untrusted key": (_token(OTHER_KEY), "does not verify"),
-    "unknown kid": (_token(OTHER_KEY, kid="other"), "does not trust"),
+    "expired": (token(exp=int(time.time()) - 3600), "expired"),
+    "another audience": (token(aud="https://elsewhere.test"), "another audience"),
+    "no exp": (token(exp=None), "required claim"),
+    "untrusted key": (token(OTHER_KEY), "does not verify"),
+    "unknown kid": (token(OTHER_KEY, kid="other"), "does not trust"),
     "alg none": (jwt.encode({"aud": AUDIENCE}, None, "none"), "asymmetric"),
     "HS256 with the public key": (_hs256_with_the_public_key(), "asymmetric"),
 }
@@ -141,19 +115,19 @@ def test_a_bad_token_is_a_401_that_echoes_nothing(base_url: str, case: str) -> N
 
 
 def test_a_token_without_the_scope_is_a_403(base_url: str) -> None:
-    answer = _convert(base_url, _token(scope=SCOPES["jobs.read"]))
+    answer = _convert(base_url, token(scope=SCOPES["jobs.read"]))
     assert answer.status_code == 403
     assert 'error="insufficient_scope"' in answer.headers["WWW-Authenticate"]
     assert SCOPES["convert"] in answer.json()["issue"][0]["diagnostics"]
 
 
 def test_scp_list_claims_are_read_too(base_url: str) -> None:
-    assert _convert(base_url, _token(scope=None, scp=[SCOPES["convert"]])).status_code == 200
+    assert _convert(base_url, token(scope=None, scp=[SCOPES["convert"]])).status_code == 200
 
 
 def test_without_keys_every_protected_endpoint_refuses(tmp_path: Path) -> None:
     with serving(create_app(Access.from_env({}))) as base:
-        answer = _convert(base, _token())
+        answer = _convert(base, token())
     assert answer.status_code == 401
     assert JWKS_ENV in answer.json()["issue"][0]["diagnostics"]
 

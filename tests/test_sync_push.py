@@ -16,13 +16,14 @@ import httpx
 import orjson
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from fault_proxy import FaultKind, FaultProxy
 from fhir_servers import Hapi
 from sekmet_server import Sekmet
 
 from adapter.convert import ConvertOptions, OutputFormat, convert_vcf
 from adapter.errors import PatientNotResolved
 from adapter.model import PatientRef
-from adapter.sync.auth import generate_key, jwks
+from adapter.sync.auth import StaticBearer, generate_key, jwks
 from adapter.sync.client import FhirClient, client_for
 from adapter.sync.config import ServerConfig, SmartBackendAuth
 from adapter.sync.push import Progress, PushResult, push_bundle, resolve_patient
@@ -200,3 +201,37 @@ def test_sekmet_takes_a_split_report_over_smart_backend_services_once(
         assert again.ids == first.ids
         everything = [r for kind in stored.values() for r in kind]
         assert _references_resolve(fhir, everything) == []
+
+
+def test_through_throttling_outages_and_lost_answers_sekmet_ends_with_one_copy(
+    sekmet: Sekmet, tmp_path: Path
+) -> None:
+    """The nasty case first: the server commits a chunk and the answer is lost, so the same
+    chunk is sent again; then 429 with Retry-After, a 503 and a slow answer. Every resource
+    arrives exactly once."""
+    opened = {"Authorization": f"Bearer {sekmet.bearer_token}"}
+    with (
+        httpx.Client(base_url=sekmet.base, headers=opened, timeout=60) as fhir,
+        FaultProxy(sekmet.base) as proxy,
+    ):
+        value = _new_patient(fhir)
+        bundle = _report(value, tmp_path)
+        proxy.drop(after_forwarding=True, method="POST").throttle("1", method="POST")
+        proxy.unavailable(method="POST").delay(0.5, method="POST")
+
+        async def push() -> tuple[str, PushResult]:
+            async with FhirClient(proxy.url, auth=StaticBearer(sekmet.bearer_token)) as client:
+                patient = await resolve_patient(client, MRN, value)
+                rewrite = {f"Patient?identifier={MRN}|{value}": patient}
+                return patient, await push_bundle(client, bundle, max_entries=9, rewrite=rewrite)
+
+        patient, result = asyncio.run(push())
+        assert proxy.pending == 0
+        faults = [e.fault for e in proxy.exchanges if e.fault is not None]
+        assert faults == [
+            FaultKind.DROP_AFTER, FaultKind.THROTTLE, FaultKind.UNAVAILABLE, FaultKind.DELAY
+        ]  # fmt: skip
+        stored = [r for kind in _stored(fhir, patient).values() for r in kind]
+        assert len(stored) == result.entries == len(bundle["entry"])
+        identifiers = [r["identifier"][0]["value"] for r in stored if r.get("identifier")]
+        assert len(identifiers) == len(set(identifiers))

@@ -27,6 +27,7 @@ from .notifications import (
     classify,
     receive_notification,
 )
+from .outbox import Job, JobState, JobSummary, Outbox, open_outbox, patient_key
 from .push import Progress, PushResult, push_bundle, resolve_patient
 
 __all__ = [
@@ -37,8 +38,12 @@ __all__ = [
     "FollowUpSearch",
     "Ignored",
     "InMemoryEventLedger",
+    "Job",
+    "JobState",
+    "JobSummary",
     "NoAuth",
     "NotificationResult",
+    "Outbox",
     "Progress",
     "PushResult",
     "ReevaluatePatient",
@@ -56,6 +61,8 @@ __all__ = [
     "jwks",
     "load_server",
     "load_servers",
+    "open_outbox",
+    "patient_key",
     "public_jwk",
     "push_bundle",
     "receive_notification",

@@ -1,0 +1,226 @@
+"""The CLI's sync commands: ``sync`` (queue reports and send them) and ``outbox``
+(``list``, ``send``, ``retry``, ``cancel``, ``purge``), thin shells over :mod:`adapter.sync`.
+
+Where things are, unless given: the outbox ``$FHIR_GENOMICS_OUTBOX`` (default
+``sqlite:///fhir-genomics-outbox.db`` in the working folder), the servers file
+``$FHIR_GENOMICS_SERVERS`` (none: the server the environment describes, see
+:mod:`adapter.sync.config`), the audit log ``$FHIR_GENOMICS_AUDIT_LOG`` (default
+``fhir-genomics-audit.ndjson``). Job listings are JSON lines and never show a Bundle or a
+patient identifier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from .errors import DisclosureDenied, OptionsError, SyncError
+from .model import Sex
+from .policy import read_consent
+from .sync.config import ServerConfig, load_server, load_servers
+from .sync.outbox import (
+    DEFAULT_OUTBOX,
+    OUTBOX_ENV,
+    PURGEABLE,
+    JobState,
+    JobSummary,
+    Outbox,
+    open_outbox,
+)
+from .sync.worker import Sender, job_keys, send_request
+
+__all__ = ["add_outbox", "add_sync"]
+
+SERVERS_ENV, AUDIT_LOG_ENV = "FHIR_GENOMICS_SERVERS", "FHIR_GENOMICS_AUDIT_LOG"
+DEFAULT_AUDIT_LOG = "fhir-genomics-audit.ndjson"
+
+
+def add_sync(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "sync",
+        help="queue report Bundles for a FHIR server and send them",
+        description="Each Bundle (a transaction the convert command wrote) becomes one job in "
+        "the outbox; the policy is asked again before it is sent. Exit 0 when every job was "
+        "sent, 8 when one waits for a retry or an operator, 7 when the policy denied one.",
+    )
+    p.add_argument("bundles", type=Path, nargs="+", help="transaction Bundles (JSON)")
+    _add_places(p)
+    p.add_argument("--purpose", required=True, metavar="CODE", help="purpose of use (TREAT...)")
+    p.add_argument(
+        "--consent", type=Path, action="append", default=[], metavar="FILE", help="repeatable"
+    )
+    p.add_argument("--indication", action="append", default=[], metavar="GENES")
+    p.add_argument("--birth-date", metavar="YYYY-MM-DD")
+    p.add_argument("--recipient", metavar="REF")
+    p.add_argument("--sex", choices=[s.value for s in Sex], default=Sex.UNKNOWN.value)
+    p.add_argument("--break-glass", action="store_true")
+    p.add_argument("--queue-only", action="store_true", help="queue; `outbox send` sends")
+    _add_lease(p)
+    p.set_defaults(run=_run_sync)
+
+
+def add_outbox(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("outbox", help="the durable queue of jobs to FHIR servers")
+    actions = p.add_subparsers(required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="jobs as JSON lines, oldest first")
+    listing.add_argument("--state", choices=[s.value for s in JobState])
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(run=_run_list)
+    send = actions.add_parser("send", help="send every due job, then stop")
+    _add_lease(send)
+    send.set_defaults(run=_run_send)
+    retry = actions.add_parser("retry", help="a failed or cancelled job queued again")
+    retry.add_argument("job")
+    retry.set_defaults(run=_run_retry)
+    cancel = actions.add_parser("cancel", help="an open job never to be sent")
+    cancel.add_argument("job")
+    cancel.add_argument("--reason", required=True)
+    cancel.set_defaults(run=_run_cancel)
+    purge = actions.add_parser("purge", help="finished jobs deleted")
+    purge.add_argument(
+        "--state", action="append", required=True, choices=sorted(s.value for s in PURGEABLE)
+    )
+    purge.add_argument("--older-than-days", type=float, required=True)
+    purge.set_defaults(run=_run_purge)
+    for action in (listing, send, retry, cancel, purge):
+        _add_places(action)
+
+
+def _add_places(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--outbox",
+        metavar="URL",
+        help=f"sqlite:///FILE or postgresql://... (default ${OUTBOX_ENV} or {DEFAULT_OUTBOX})",
+    )
+    p.add_argument("--servers", type=Path, metavar="FILE", help=f"default ${SERVERS_ENV}")
+    p.add_argument("--server", metavar="NAME", help="the file's server to use")
+    p.add_argument("--policy", type=Path, metavar="FILE", help="policy file (default: shipped)")
+    p.add_argument("--audit-log", type=Path, metavar="FILE", help=f"default ${AUDIT_LOG_ENV}")
+
+
+def _add_lease(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=300.0,
+        help="how long a job stays this process's without news before another may take it "
+        "over (renewed after every chunk)",
+    )
+
+
+def _outbox(args: argparse.Namespace) -> Outbox:
+    return open_outbox(args.outbox or os.environ.get(OUTBOX_ENV) or DEFAULT_OUTBOX)
+
+
+def _servers(args: argparse.Namespace) -> dict[str, ServerConfig]:
+    text = os.environ.get(SERVERS_ENV)
+    path = args.servers or (Path(text) if text else None)
+    if path is not None and args.server is None:
+        return load_servers(path)
+    config = load_server(path, args.server)
+    return {config.name: config}
+
+
+def _sender(args: argparse.Namespace, outbox: Outbox) -> Sender:
+    audit = args.audit_log or Path(os.environ.get(AUDIT_LOG_ENV) or DEFAULT_AUDIT_LOG)
+    return Sender(
+        outbox, _servers(args), audit_log=audit, policy=args.policy, lease_s=args.lease_seconds
+    )
+
+
+def _run_sync(args: argparse.Namespace) -> int:
+    servers = _servers(args)
+    if len(servers) != 1:
+        raise OptionsError("name the server to send to with --server", field="--server")
+    (server,) = servers
+    request = send_request(
+        purpose=args.purpose,
+        consents=[_consent_json(path) for path in args.consent],
+        recipient=args.recipient,
+        indication=args.indication,
+        birth_date=args.birth_date,
+        sex=Sex(args.sex),
+        break_glass=args.break_glass,
+    )
+    with _outbox(args) as outbox:
+        for path in args.bundles:
+            bundle = _read_bundle(path)
+            report, patient = job_keys(bundle)
+            raw = orjson.dumps(bundle)
+            _print(outbox.enqueue(server, report, patient, raw, request=request))
+        if args.queue_only:
+            return 0
+        return _exit_code(asyncio.run(_sender(args, outbox).drain()))
+
+
+def _consent_json(path: Path) -> dict[str, object]:
+    read_consent(path)  # refused now, with its file named, rather than at send time
+    loaded: dict[str, object] = orjson.loads(path.read_bytes())
+    return loaded
+
+
+def _read_bundle(path: Path) -> dict[str, object]:
+    try:
+        bundle = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise OptionsError(f"cannot read the Bundle: {exc}", source=str(path)) from None
+    if not isinstance(bundle, dict) or bundle.get("type") != "transaction":
+        raise OptionsError(
+            "a transaction Bundle is sent (convert --format transaction)",
+            source=str(path),
+            field="Bundle.type",
+        )
+    return bundle
+
+
+def _run_send(args: argparse.Namespace) -> int:
+    with _outbox(args) as outbox:
+        return _exit_code(asyncio.run(_sender(args, outbox).drain()))
+
+
+def _exit_code(done: list[JobSummary]) -> int:
+    for summary in done:
+        _print(summary)
+    states = {s.state for s in done}
+    if JobState.CANCELLED in states:
+        return DisclosureDenied.exit_code
+    return 0 if states <= {JobState.SENT} else SyncError.exit_code
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    with _outbox(args) as outbox:
+        state = JobState(args.state) if args.state else None
+        for summary in outbox.list(state, args.limit):
+            _print(summary)
+    return 0
+
+
+def _run_retry(args: argparse.Namespace) -> int:
+    with _outbox(args) as outbox:
+        _print(outbox.retry(args.job))
+    return 0
+
+
+def _run_cancel(args: argparse.Namespace) -> int:
+    with _outbox(args) as outbox:
+        _print(outbox.cancel(args.job, args.reason))
+    return 0
+
+
+def _run_purge(args: argparse.Namespace) -> int:
+    before = datetime.now(UTC) - timedelta(days=args.older_than_days)
+    with _outbox(args) as outbox:
+        count = outbox.purge([JobState(s) for s in args.state], before)
+    print(orjson.dumps({"purged": count}).decode())
+    return 0
+
+
+def _print(summary: JobSummary) -> None:
+    sys.stdout.write(orjson.dumps(summary.as_json()).decode() + "\n")
+    sys.stdout.flush()
