@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from .cli_sync import add_outbox, add_sync
+from .cli_sync import add_keys, add_outbox, add_sync
 from .convert import (
     ConvertOptions,
     OutputFormat,
@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_packages(sub)
     add_sync(sub)
     add_outbox(sub)
+    add_keys(sub)
     return parser
 
 

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import orjson
 
-from .errors import DisclosureDenied, OptionsError, SyncError
+from .errors import DisclosureDenied, OptionsError, OutputError, SyncError
 from .model import Sex
 from .policy import read_consent
+from .sync.auth import generate_key
 from .sync.config import ServerConfig, load_server, load_servers
 from .sync.outbox import (
     DEFAULT_OUTBOX,
@@ -35,7 +36,7 @@ from .sync.outbox import (
 )
 from .sync.worker import Sender, job_keys, send_request
 
-__all__ = ["add_outbox", "add_sync"]
+__all__ = ["add_keys", "add_outbox", "add_sync"]
 
 SERVERS_ENV, AUDIT_LOG_ENV = "FHIR_GENOMICS_SERVERS", "FHIR_GENOMICS_AUDIT_LOG"
 DEFAULT_AUDIT_LOG = "fhir-genomics-audit.ndjson"
@@ -90,6 +91,31 @@ def add_outbox(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     purge.set_defaults(run=_run_purge)
     for action in (listing, send, retry, cancel, purge):
         _add_places(action)
+
+
+def add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "keys",
+        help="a new SMART Backend Services key: the private key to a file, its JWKS to stdout",
+        description="Writes the private key (PKCS#8 PEM, readable by its owner only) and prints "
+        "the public JWK Set to register with the FHIR server's authorization service.",
+    )
+    p.add_argument("--alg", choices=["ES384", "RS384"], default="ES384")
+    p.add_argument("--out", type=Path, required=True, help="the private key file (new)")
+    p.set_defaults(run=_run_keys)
+
+
+def _run_keys(args: argparse.Namespace) -> int:
+    pem, jwk = generate_key(args.alg)
+    try:
+        descriptor = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        where = str(args.out)
+        raise OutputError(f"cannot create the key file: {exc.strerror}", source=where) from None
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(pem)
+    print(orjson.dumps({"keys": [jwk]}, option=orjson.OPT_INDENT_2).decode())
+    return 0
 
 
 def _add_places(p: argparse.ArgumentParser) -> None:
