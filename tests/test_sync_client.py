@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import respx
 from hypothesis import given, settings
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from adapter.errors import AuthError, OptionsError, ServerRejected, ServerUnavailable
 from adapter.sync.client import FhirClient, RetryPolicy, retry_after_seconds
-from adapter.sync.push import plan_chunks
+from adapter.sync.push import Progress, plan_chunks, push_bundle
 
 BASE = "https://fhir.hospital.test/r4"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -258,3 +259,40 @@ def test_a_long_chain_does_not_exhaust_the_stack() -> None:
     chunks = plan_chunks(entries, 1000, levels=False)
     assert [len(c) for c in chunks] == [1000] * 5
     assert chunks[0][0]["fullUrl"] == "n0"
+
+
+@respx.mock
+def test_a_refused_chunk_stops_the_push_and_only_finished_chunks_are_recorded() -> None:
+    entries = [
+        {
+            "fullUrl": f"urn:uuid:{i}",
+            "resource": {"resourceType": "Observation"},
+            "request": {"method": "PUT", "url": f"Observation?identifier=x|{i}"},
+        }
+        for i in range(6)
+    ]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent = orjson.loads(request.content)["entry"]
+        if sent[0]["fullUrl"] == "urn:uuid:2":
+            return httpx.Response(422, json=OUTCOME)
+        replies = [
+            {"response": {"status": "201 Created", "location": f"Observation/{e['fullUrl'][9:]}"}}
+            for e in sent
+        ]
+        return httpx.Response(200, json={"resourceType": "Bundle", "entry": replies})
+
+    respx.post(f"{BASE}/").mock(side_effect=answer)
+    recorded: list[list[int]] = []
+
+    async def record(progress: Progress) -> None:
+        recorded.append(sorted(progress.done))
+
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    with pytest.raises(ServerRejected) as refused:
+        _run(
+            lambda c: push_bundle(c, bundle, max_entries=1, on_chunk=record, concurrency=2), Clock()
+        )
+    assert refused.value.status == 422
+    assert all(2 not in done for done in recorded)
+    assert recorded[:2] == [[0], [0, 1]] or recorded[:2] == [[1], [0, 1]]

@@ -114,7 +114,7 @@ def test_a_sync_killed_mid_flight_and_restarted_delivers_everything_once(
     send = ["outbox", "send", *places, "--lease-seconds", str(LEASE_S)]
     first = Cli(send, env, tmp_path)
     deadline = time.monotonic() + WAIT_S
-    while _progress(outbox_url).get("chunks_done", 0) < KILL_AFTER_CHUNKS:
+    while len(_progress(outbox_url).get("chunks", [])) < KILL_AFTER_CHUNKS:
         assert first.alive(), first.errors()
         assert time.monotonic() < deadline, "the first sender made no progress"
         time.sleep(0.05)
@@ -122,7 +122,7 @@ def test_a_sync_killed_mid_flight_and_restarted_delivers_everything_once(
     first.wait(30)
     killed = _progress(outbox_url)
     assert killed["state"] == JobState.SENDING
-    assert KILL_AFTER_CHUNKS <= killed["chunks_done"] < len(entries) / CHUNK
+    assert KILL_AFTER_CHUNKS <= len(killed["chunks"]) < len(entries) / CHUNK
 
     time.sleep(LEASE_S + 0.5)  # the dead sender's lease runs out
     second = Cli(send, env, tmp_path)
@@ -130,7 +130,7 @@ def test_a_sync_killed_mid_flight_and_restarted_delivers_everything_once(
     assert orjson.loads(second.out.read_bytes().splitlines()[-1])["state"] == "sent"
     done = _progress(outbox_url)
     assert (done["state"], done["attempts"]) == (JobState.SENT, 2)
-    assert done["chunks_done"] == -(-len(entries) // CHUNK)
+    assert len(done["chunks"]) == -(-len(entries) // CHUNK)
 
     patient = fhir.get("/Patient", params={"identifier": f"{MRN}|{value}"}).json()
     reference = f"Patient/{patient['entry'][0]['resource']['id']}"

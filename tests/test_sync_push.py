@@ -139,7 +139,7 @@ def test_a_push_resumes_from_its_stored_progress(
 
     async def store_then_die(progress: Progress) -> None:
         saved.append(progress.to_json())
-        if progress.chunks_done == 2:
+        if len(progress.done) == 2:
             raise Killed
 
     with pytest.raises(Killed):
@@ -147,7 +147,7 @@ def test_a_push_resumes_from_its_stored_progress(
     resumed: list[int] = []
 
     async def count(progress: Progress) -> None:
-        resumed.append(progress.chunks_done)
+        resumed.append(len(progress.done))
 
     start = Progress.from_json(orjson.loads(orjson.dumps(saved[-1])))
     patient, result = _push(hapi, bundle, value, max_entries=6, progress=start, on_chunk=count)
@@ -188,7 +188,9 @@ def test_sekmet_takes_a_split_report_over_smart_backend_services_once(
             async with client_for(config) as client:
                 patient = await resolve_patient(client, MRN, value)
                 rewrite = {f"Patient?identifier={MRN}|{value}": patient}
-                return patient, await push_bundle(client, bundle, max_entries=9, rewrite=rewrite)
+                return patient, await push_bundle(
+                    client, bundle, max_entries=9, rewrite=rewrite, concurrency=4
+                )
 
         patient, first = asyncio.run(push())
         stored = _stored(fhir, patient)

@@ -17,6 +17,10 @@ Policy:
   depend on each other (https://hl7.org/fhir/R4/http.html#transaction): chunks then follow
   dependency levels, and each entry's answer is checked; any non-2xx entry stops the job
   with that entry's OperationOutcome.
+* **Concurrency.** Up to ``concurrency`` chunks are in flight at once, each as soon as the
+  chunks holding its targets are done (most of a large report, its Variants, depend on
+  nothing but the patient). A failed chunk stops the push: chunks in flight are cancelled,
+  and the first error is raised.
 * **Resuming.** After each chunk the caller gets the :class:`Progress` (chunks done, ids
   assigned) to store; given it back, :func:`push_bundle` skips what is done. A chunk sent
   again, because the process died before its progress was stored, only updates: every entry
@@ -25,6 +29,7 @@ Policy:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,17 +47,18 @@ Entry = dict[str, Any]
 class Progress:
     """What has reached the server: stored by the outbox after every chunk."""
 
-    chunks_done: int = 0
+    #: indices of the chunks the server took
+    done: set[int] = field(default_factory=set)
     #: entry fullUrl -> the ``Type/id`` the server assigned
     ids: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"chunks_done": self.chunks_done, "ids": dict(self.ids)}
+        return {"chunks": sorted(self.done), "ids": dict(self.ids)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Progress:
         data = data or {}
-        return cls(int(data.get("chunks_done", 0)), dict(data.get("ids", {})))
+        return cls({int(i) for i in data.get("chunks", [])}, dict(data.get("ids", {})))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,21 +90,56 @@ async def push_bundle(
     rewrite: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     on_chunk: Callable[[Progress], Awaitable[None]] | None = None,
+    concurrency: int = 1,
 ) -> PushResult:
     """Send ``bundle``'s entries in chunks; ``rewrite`` maps references (such as the
     patient's conditional reference) to what the server knows."""
+    if concurrency < 1:
+        raise OptionsError(f"at least one chunk must be in flight, not {concurrency}")
     entries = [_rewritten(e, rewrite or {}) for e in bundle.get("entry", [])]
     chunks = plan_chunks(entries, max_entries, levels=not transactions)
     done = progress or Progress()
-    for index in range(done.chunks_done, len(chunks)):
+    kind = "transaction" if transactions else "batch"
+
+    async def send(index: int) -> dict[str, str]:
         sent = [_rewritten(e, done.ids) for e in chunks[index]]
-        kind = "transaction" if transactions else "batch"
         answer = await client.bundle({"resourceType": "Bundle", "type": kind, "entry": sent})
-        done.ids.update(_assigned(sent, answer, client.base_url))
-        done.chunks_done = index + 1
-        if on_chunk is not None:
-            await on_chunk(done)
+        return _assigned(sent, answer, client.base_url)
+
+    needs = _chunk_needs(chunks)
+    waiting = [i for i in range(len(chunks)) if i not in done.done]
+    running: dict[asyncio.Task[dict[str, str]], int] = {}
+    while waiting or running:
+        for index in [i for i in waiting if needs[i] <= done.done][: concurrency - len(running)]:
+            waiting.remove(index)
+            running[asyncio.create_task(send(index))] = index
+        finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        for task in finished:
+            index = running.pop(task)
+            error = task.exception()
+            if error is not None:
+                await _cancel(running)
+                raise error
+            done.ids.update(task.result())
+            done.done.add(index)
+            if on_chunk is not None:
+                await on_chunk(done)
     return PushResult(len(entries), len(chunks), dict(done.ids))
+
+
+async def _cancel(running: Mapping[asyncio.Task[dict[str, str]], int]) -> None:
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+
+
+def _chunk_needs(chunks: Sequence[Sequence[Entry]]) -> list[set[int]]:
+    """For each chunk, the other chunks holding entries it references."""
+    where = {e["fullUrl"]: i for i, chunk in enumerate(chunks) for e in chunk if "fullUrl" in e}
+    return [
+        {where[r] for e in chunk for r in _references(e.get("resource")) if r in where} - {i}
+        for i, chunk in enumerate(chunks)
+    ]
 
 
 def plan_chunks(entries: Sequence[Entry], max_entries: int, *, levels: bool) -> list[list[Entry]]:

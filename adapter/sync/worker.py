@@ -190,6 +190,7 @@ class Sender:
             rewrite=rewrite,
             progress=progress,
             on_chunk=save,
+            concurrency=config.concurrency,
         )
 
     async def _decide(
