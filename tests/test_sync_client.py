@@ -54,7 +54,7 @@ def _run(call: Callable[[FhirClient], Any], clock: Clock, **retry: Any) -> Any:
 
 
 def _transaction(client: FhirClient) -> Any:
-    return client.bundle(BUNDLE)
+    return client.bundle("transaction", [])
 
 
 @respx.mock

@@ -30,7 +30,7 @@ import asyncio
 import email.utils
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -140,15 +140,19 @@ class FhirClient:
             i["code"] for rest in statement.get("rest", []) for i in rest.get("interaction", [])
         )
 
-    async def bundle(self, bundle: Resource) -> Resource:
-        """POST a transaction or batch Bundle to the base; its response Bundle."""
+    async def bundle(self, kind: str, entries: Sequence[bytes]) -> Resource:
+        """POST a ``kind`` (transaction or batch) Bundle of entries already serialised (a
+        large report is serialised once, not once per attempt); its response Bundle."""
+        body = b'{"resourceType":"Bundle","type":%b,"entry":[%b]}' % (
+            orjson.dumps(kind),
+            b",".join(entries),
+        )
         started = time.perf_counter()
-        answer = await self._json("POST", "", body=bundle, what=f"{bundle.get('type')} Bundle")
+        response = await self.send("POST", "", content=body, what=f"{kind} Bundle")
         elapsed = time.perf_counter() - started
         self._metrics.observe("fhir_genomics_send_seconds", elapsed, server=self.name)
-        sent = len(bundle.get("entry", []))
-        self._metrics.count("fhir_genomics_sent_resources_total", sent, server=self.name)
-        return answer
+        self._metrics.count("fhir_genomics_sent_resources_total", len(entries), server=self.name)
+        return _body(response)
 
     async def read(self, resource_type: str, resource_id: str) -> tuple[Resource, str | None]:
         """The resource and its ETag (for a version-aware update)."""
@@ -207,15 +211,18 @@ class FhirClient:
         path: str,
         *,
         body: Resource | None = None,
+        content: bytes | None = None,
         params: dict[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         what: str | None = None,
         conflict: bool = False,
     ) -> httpx.Response:
         """The response once the server answers 2xx (or 412 when ``conflict``: the caller
-        re-reads); transient failures are retried, final ones raised."""
+        re-reads); transient failures are retried, final ones raised. The body is ``body``
+        as JSON, or ``content`` as it is."""
         what = what or f"{method} {path.partition('?')[0] or 'base'}"
-        content = orjson.dumps(body) if body is not None else None
+        if body is not None:
+            content = orjson.dumps(body)
         sent = {**(headers or {}), **({"Content-Type": FHIR_JSON} if content else {})}
         for attempt in range(self._retry.max_attempts):
             try:

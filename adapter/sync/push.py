@@ -30,9 +30,12 @@ Policy:
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
+
+import orjson
 
 from ..errors import OptionsError, PatientNotResolved, ServerRejected
 from .client import FhirClient
@@ -96,17 +99,17 @@ async def push_bundle(
     patient's conditional reference) to what the server knows."""
     if concurrency < 1:
         raise OptionsError(f"at least one chunk must be in flight, not {concurrency}")
-    entries = [_rewritten(e, rewrite or {}) for e in bundle.get("entry", [])]
-    chunks = plan_chunks(entries, max_entries, levels=not transactions)
+    located = [_Located.of(e).rewritten(rewrite or {}) for e in bundle.get("entry", [])]
+    chunks = _plan(located, max_entries, levels=not transactions)
     done = progress or Progress()
     kind = "transaction" if transactions else "batch"
 
     async def send(index: int) -> dict[str, str]:
-        sent = [_rewritten(e, done.ids) for e in chunks[index]]
-        answer = await client.bundle({"resourceType": "Bundle", "type": kind, "entry": sent})
+        sent = [located[i].rewritten(done.ids) for i in chunks[index]]
+        answer = await client.bundle(kind, [e.raw for e in sent])
         return _assigned(sent, answer, client.base_url)
 
-    needs = _chunk_needs(chunks)
+    needs = _chunk_needs(located, chunks)
     waiting = [i for i in range(len(chunks)) if i not in done.done]
     running: dict[asyncio.Task[dict[str, str]], int] = {}
     while waiting or running:
@@ -124,7 +127,7 @@ async def push_bundle(
             done.done.add(index)
             if on_chunk is not None:
                 await on_chunk(done)
-    return PushResult(len(entries), len(chunks), dict(done.ids))
+    return PushResult(len(located), len(chunks), dict(done.ids))
 
 
 async def _cancel(running: Mapping[asyncio.Task[dict[str, str]], int]) -> None:
@@ -133,11 +136,11 @@ async def _cancel(running: Mapping[asyncio.Task[dict[str, str]], int]) -> None:
     await asyncio.gather(*running, return_exceptions=True)
 
 
-def _chunk_needs(chunks: Sequence[Sequence[Entry]]) -> list[set[int]]:
+def _chunk_needs(located: Sequence[_Located], chunks: Sequence[list[int]]) -> list[set[int]]:
     """For each chunk, the other chunks holding entries it references."""
-    where = {e["fullUrl"]: i for i, chunk in enumerate(chunks) for e in chunk if "fullUrl" in e}
+    where = {located[e].full_url: i for i, chunk in enumerate(chunks) for e in chunk}
     return [
-        {where[r] for e in chunk for r in _references(e.get("resource")) if r in where} - {i}
+        {where[r] for e in chunk for r in located[e].references if r in where} - {i}
         for i, chunk in enumerate(chunks)
     ]
 
@@ -145,14 +148,19 @@ def _chunk_needs(chunks: Sequence[Sequence[Entry]]) -> list[set[int]]:
 def plan_chunks(entries: Sequence[Entry], max_entries: int, *, levels: bool) -> list[list[Entry]]:
     """Entries grouped so each one's targets come in its own chunk or before it; with
     ``levels`` (batches) no entry shares a chunk with its targets."""
+    chunks = _plan([_Located.of(e) for e in entries], max_entries, levels=levels)
+    return [[entries[i] for i in chunk] for chunk in chunks]
+
+
+def _plan(located: Sequence[_Located], max_entries: int, *, levels: bool) -> list[list[int]]:
     if max_entries < 1:
         raise OptionsError(f"the server's maximum Bundle size must be positive, not {max_entries}")
-    targets = _targets(entries)
-    parts = _components(len(entries), targets)
+    targets = _targets(located)
+    parts = _components(len(located), targets)
     if levels:
-        return _by_level(entries, parts, targets, max_entries)
-    chunks: list[list[Entry]] = []
-    current: list[Entry] = []
+        return _by_level(parts, targets, max_entries)
+    chunks: list[list[int]] = []
+    current: list[int] = []
     for part in parts:
         if len(part) > max_entries:
             raise OptionsError(
@@ -162,14 +170,12 @@ def plan_chunks(entries: Sequence[Entry], max_entries: int, *, levels: bool) -> 
         if len(current) + len(part) > max_entries:
             chunks.append(current)
             current = []
-        current += [entries[i] for i in part]
+        current += part
     return [*chunks, current] if current else chunks
 
 
-def _by_level(
-    entries: Sequence[Entry], parts: list[list[int]], targets: list[set[int]], max_entries: int
-) -> list[list[Entry]]:
-    level = [0] * len(entries)
+def _by_level(parts: list[list[int]], targets: list[set[int]], max_entries: int) -> list[list[int]]:
+    level = [0] * len(targets)
     for part in parts:  # dependencies first, so targets' levels are known
         if len(part) > 1:
             raise OptionsError(
@@ -178,19 +184,18 @@ def _by_level(
             )
         node = part[0]
         level[node] = 1 + max((level[t] for t in targets[node]), default=-1)
-    chunks: list[list[Entry]] = []
+    chunks: list[list[int]] = []
     for depth in range(max(level, default=-1) + 1):
-        layer = [entries[i] for i in range(len(entries)) if level[i] == depth]
+        layer = [i for i in range(len(targets)) if level[i] == depth]
         chunks += [layer[i : i + max_entries] for i in range(0, len(layer), max_entries)]
     return chunks
 
 
-def _targets(entries: Sequence[Entry]) -> list[set[int]]:
+def _targets(located: Sequence[_Located]) -> list[set[int]]:
     """For each entry, the indices of the entries it references by fullUrl."""
-    index = {e["fullUrl"]: i for i, e in enumerate(entries) if "fullUrl" in e}
+    index = {e.full_url: i for i, e in enumerate(located) if e.full_url}
     return [
-        {index[ref] for ref in _references(e.get("resource")) if ref in index} - {i}
-        for i, e in enumerate(entries)
+        {index[ref] for ref in e.references if ref in index} - {i} for i, e in enumerate(located)
     ]
 
 
@@ -239,36 +244,43 @@ def _pop_component(stack: list[int], on_stack: list[bool], root: int) -> list[in
             return sorted(component)
 
 
-def _references(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str):
-                yield value
-            else:
-                yield from _references(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _references(item)
+#: a Reference's ``reference`` in compact JSON (orjson's output), its string literal captured
+_REFERENCE: Final = re.compile(rb'"reference":("(?:[^"\\\\]|\\\\.)*")')
 
 
-def _rewritten(node: Any, mapping: Mapping[str, str]) -> Any:
-    """A copy of ``node`` with every reference found in ``mapping`` replaced."""
-    if not mapping:
-        return node
-    if isinstance(node, dict):
-        return {k: _replaced(k, v, mapping) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_rewritten(item, mapping) for item in node]
-    return node
+@dataclass(frozen=True, slots=True)
+class _Located:
+    """An entry serialised once, with the references it holds: rewriting a reference is a
+    replacement in its JSON, so a 10,000-entry report is neither walked nor serialised again
+    for each chunk or attempt."""
+
+    raw: bytes
+    full_url: str
+    resource_type: str
+    references: tuple[str, ...]
+
+    @classmethod
+    def of(cls, entry: Entry) -> _Located:
+        raw = orjson.dumps(entry)
+        found = tuple(orjson.loads(literal) for literal in _REFERENCE.findall(raw))
+        resource_type = str(entry.get("resource", {}).get("resourceType", ""))
+        return cls(raw, str(entry.get("fullUrl", "")), resource_type, found)
+
+    def rewritten(self, mapping: Mapping[str, str]) -> _Located:
+        changed = {ref for ref in self.references if ref in mapping}
+        if not changed:
+            return self
+
+        def replaced(match: re.Match[bytes]) -> bytes:
+            new = mapping.get(orjson.loads(match.group(1)))
+            return match.group(0) if new is None else b'"reference":' + orjson.dumps(new)
+
+        raw = _REFERENCE.sub(replaced, self.raw)  # one pass, however many change
+        refs = tuple(mapping.get(ref, ref) for ref in self.references)
+        return _Located(raw, self.full_url, self.resource_type, refs)
 
 
-def _replaced(key: str, value: Any, mapping: Mapping[str, str]) -> Any:
-    if key == "reference" and isinstance(value, str):
-        return mapping.get(value, value)
-    return _rewritten(value, mapping)
-
-
-def _assigned(sent: Sequence[Entry], answer: Resource, server: str) -> dict[str, str]:
+def _assigned(sent: Sequence[_Located], answer: Resource, server: str) -> dict[str, str]:
     """fullUrl -> ``Type/id`` from a transaction or batch response; a failed batch entry
     stops here with its OperationOutcome."""
     answers = answer.get("entry", [])
@@ -282,7 +294,7 @@ def _assigned(sent: Sequence[Entry], answer: Resource, server: str) -> dict[str,
     for entry, reply in zip(sent, answers, strict=True):
         response = reply.get("response", {})
         status = str(response.get("status", ""))
-        where = f"{entry['resource']['resourceType']} entry"
+        where = f"{entry.resource_type} entry"
         if not status.startswith("2"):
             raise ServerRejected(
                 f"{where}: HTTP {status or 'status missing'}",
@@ -294,5 +306,5 @@ def _assigned(sent: Sequence[Entry], answer: Resource, server: str) -> dict[str,
         parts = location.split("/_history")[0].rstrip("/").split("/")
         if len(parts) < 2:
             raise ServerRejected(f"{where}: no location in the answer", status=502, source=server)
-        ids[entry["fullUrl"]] = f"{parts[-2]}/{parts[-1]}"
+        ids[entry.full_url] = f"{parts[-2]}/{parts[-1]}"
     return ids
