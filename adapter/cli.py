@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from .cli_sync import add_keys, add_outbox, add_sync
+from .cli_sync import add_keys, add_outbox, add_subscribe, add_sync
 from .convert import (
     ConvertOptions,
     OutputFormat,
@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     add_sync(sub)
     add_outbox(sub)
     add_keys(sub)
+    add_subscribe(sub)
     return parser
 
 

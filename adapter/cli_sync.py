@@ -1,5 +1,6 @@
-"""The CLI's sync commands: ``sync`` (queue reports and send them) and ``outbox``
-(``list``, ``send``, ``retry``, ``cancel``, ``purge``), thin shells over :mod:`adapter.sync`.
+"""The CLI's sync commands: ``sync`` (queue reports and send them), ``outbox``
+(``list``, ``send``, ``retry``, ``cancel``, ``purge``) and ``subscribe`` (register the
+Subscriptions the adapter reacts to), thin shells over :mod:`adapter.sync`.
 
 Where things are, unless given: the outbox ``$FHIR_GENOMICS_OUTBOX`` (default
 ``sqlite:///fhir-genomics-outbox.db`` in the working folder), the servers file
@@ -17,14 +18,17 @@ import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
 
+from .disclosure import AUDIT_LOG_ENV, deployment_audit_log
 from .errors import DisclosureDenied, OptionsError, OutputError, SyncError
 from .model import Sex
 from .policy import read_consent
 from .sync.auth import generate_key
-from .sync.config import ServerConfig, load_server, load_servers
+from .sync.client import client_for
+from .sync.config import SERVERS_ENV, ServerConfig, configured_servers
 from .sync.outbox import (
     DEFAULT_OUTBOX,
     OUTBOX_ENV,
@@ -32,14 +36,13 @@ from .sync.outbox import (
     JobState,
     JobSummary,
     Outbox,
+    Registration,
     open_outbox,
 )
+from .sync.subscribe import subscribe
 from .sync.worker import Sender, job_keys, send_request
 
-__all__ = ["add_keys", "add_outbox", "add_sync"]
-
-SERVERS_ENV, AUDIT_LOG_ENV = "FHIR_GENOMICS_SERVERS", "FHIR_GENOMICS_AUDIT_LOG"
-DEFAULT_AUDIT_LOG = "fhir-genomics-audit.ndjson"
+__all__ = ["add_keys", "add_outbox", "add_subscribe", "add_sync"]
 
 
 def add_sync(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,6 +94,42 @@ def add_outbox(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     purge.set_defaults(run=_run_purge)
     for action in (listing, send, retry, cancel, purge):
         _add_places(action)
+
+
+def add_subscribe(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "subscribe",
+        help="register on a FHIR server the Subscriptions the adapter reacts to",
+        description="Registers rest-hook Subscriptions on DocumentReference (VCF files to "
+        "convert) and Consent (consent changes), and topic-based ones where the server "
+        "supports them, each notifying ENDPOINT/<key> with the token as its Authorization "
+        "header; reuses those a previous run registered. The reports of the files notified are "
+        "sent back under the purpose and options given here. Prints one JSON line per "
+        "Subscription.",
+    )
+    p.add_argument(
+        "--endpoint",
+        required=True,
+        metavar="URL",
+        help="the adapter's public notification URL, e.g. https://genomics.example/v1/notifications",
+    )
+    p.add_argument(
+        "--notify-token-file",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="a bearer token of the adapter's API with the genomics/notify scope",
+    )
+    p.add_argument("--topic", action="append", default=[], metavar="URL", help="repeatable")
+    p.add_argument("--purpose", required=True, metavar="CODE", help="purpose of use (TREAT...)")
+    p.add_argument(
+        "--consent", type=Path, action="append", default=[], metavar="FILE", help="repeatable"
+    )
+    p.add_argument("--indication", action="append", default=[], metavar="GENES")
+    p.add_argument("--recipient", metavar="REF")
+    p.add_argument("--break-glass", action="store_true")
+    _add_places(p)
+    p.set_defaults(run=_run_subscribe)
 
 
 def add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -145,16 +184,11 @@ def _outbox(args: argparse.Namespace) -> Outbox:
 
 
 def _servers(args: argparse.Namespace) -> dict[str, ServerConfig]:
-    text = os.environ.get(SERVERS_ENV)
-    path = args.servers or (Path(text) if text else None)
-    if path is not None and args.server is None:
-        return load_servers(path)
-    config = load_server(path, args.server)
-    return {config.name: config}
+    return configured_servers(args.servers, args.server)
 
 
 def _sender(args: argparse.Namespace, outbox: Outbox) -> Sender:
-    audit = args.audit_log or Path(os.environ.get(AUDIT_LOG_ENV) or DEFAULT_AUDIT_LOG)
+    audit = args.audit_log or deployment_audit_log()
     return Sender(
         outbox, _servers(args), audit_log=audit, policy=args.policy, lease_s=args.lease_seconds
     )
@@ -203,6 +237,58 @@ def _read_bundle(path: Path) -> dict[str, object]:
             field="Bundle.type",
         )
     return bundle
+
+
+def _run_subscribe(args: argparse.Namespace) -> int:
+    servers = _servers(args)
+    if len(servers) != 1:
+        raise OptionsError("name the server to subscribe on with --server", field="--server")
+    (config,) = servers.values()
+    if urlsplit(args.endpoint).scheme not in {"http", "https"}:
+        raise OptionsError("the endpoint must be an http(s) URL", field="--endpoint")
+    token = _token(args.notify_token_file)
+    request = send_request(
+        purpose=args.purpose,
+        consents=[_consent_json(path) for path in args.consent],
+        recipient=args.recipient,
+        indication=args.indication,
+        break_glass=args.break_glass,
+    )
+
+    async def run(outbox: Outbox) -> list[Registration]:
+        async with client_for(config) as client:
+            return await subscribe(
+                client,
+                config,
+                outbox,
+                endpoint=args.endpoint,
+                token=token,
+                request=request,
+                topics=args.topic,
+            )
+
+    with _outbox(args) as outbox:
+        for registration in asyncio.run(run(outbox)):
+            shown = {
+                "key": registration.key,
+                "server": registration.server,
+                "subscription": f"Subscription/{registration.subscription_id}",
+                "criteria": registration.criteria,
+                "topic": registration.topic,
+                "endpoint": registration.endpoint,
+            }
+            sys.stdout.write(orjson.dumps(shown).decode() + "\n")
+    return 0
+
+
+def _token(path: Path) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise OptionsError(f"cannot read the token: {exc.strerror}", source=str(path)) from None
+    if not token or any(c.isspace() for c in token):
+        raise OptionsError("the token file must hold one bearer token", source=str(path))
+    return token
 
 
 def _run_send(args: argparse.Namespace) -> int:

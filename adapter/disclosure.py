@@ -85,6 +85,7 @@ __all__ = [
     "Withholding",
     "audit_log_path",
     "audited",
+    "deployment_audit_log",
     "disclosure_request",
     "phase_of",
     "refusal",
@@ -416,6 +417,17 @@ def _recipient(text: str | None) -> Reference | None:
             field="recipient",
         )
     return Reference(text)
+
+
+#: the deployment's audit log, for what has no output beside which to keep one (the service,
+#: the sync commands)
+AUDIT_LOG_ENV: Final = "FHIR_GENOMICS_AUDIT_LOG"
+DEFAULT_AUDIT_LOG: Final = "fhir-genomics-audit.ndjson"
+
+
+def deployment_audit_log() -> Path:
+    """``$FHIR_GENOMICS_AUDIT_LOG``, else ``fhir-genomics-audit.ndjson`` in the working folder."""
+    return Path(os.environ.get(AUDIT_LOG_ENV) or DEFAULT_AUDIT_LOG)
 
 
 def audit_log_path(destination: Path) -> Path:

@@ -303,7 +303,14 @@ class ServerRejected(SyncError):
 
 
 class ServerUnavailable(SyncError):
-    """Still throttled, failing or unreachable after the bounded retries: try again later."""
+    """Still throttled, failing or unreachable after the bounded retries: try again later,
+    and not before ``retry_after`` seconds when the server asked for that long a pause."""
+
+    def __init__(
+        self, message: str, *, source: str | None = None, retry_after: float | None = None
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, source=source)
 
 
 class PatientNotResolved(SyncError):

@@ -14,6 +14,15 @@ Every endpoint but ``/healthz`` needs a bearer token with the endpoint's scope
 (:mod:`adapter.access`): a 401 or 403 OperationOutcome otherwise, with its
 ``WWW-Authenticate`` challenge.
 
+FHIR Subscription notifications (``fhir-genomics subscribe`` registers them) arrive at
+``POST /v1/notifications/{key}`` (Backport Bundles, rest-hook pings) and
+``PUT /v1/notifications/{key}/{type}/{id}`` (rest-hook with payload), scope ``genomics/notify``.
+Each is recorded in the outbox database before the 200 answer (a duplicate delivery is
+answered 200 too, and not recorded); the work (fetch, convert, queue, re-evaluate) runs after
+the answer as a background task (:mod:`adapter.sync.inbound`). A notification recorded but not
+yet worked off when the process stops is worked off by the next one's background task. The
+servers are ``$FHIR_GENOMICS_SERVERS`` (see :mod:`adapter.sync.config`).
+
 Errors leave as FHIR OperationOutcome resources with a 4xx status the client can act on;
 an unexpected failure is a 500 whose body names no internals: an error in an uploaded file
 names the part and the client's file name, never the temporary path.
@@ -30,7 +39,7 @@ from pathlib import Path
 from typing import Annotated, Any, Final, NoReturn, TypeVar
 
 import orjson
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import BackgroundTasks, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -49,12 +58,14 @@ from .convert import (
     tumor_biomarkers,
 )
 from .decision import decide_bundle, decision_json
-from .disclosure import Disclosure, disclosure_request
-from .errors import AccessError, AdapterError, InsufficientScope, OptionsError
+from .disclosure import Disclosure, deployment_audit_log, disclosure_request
+from .errors import AccessError, AdapterError, InputError, InsufficientScope, OptionsError
 from .metrics import Labels, Metrics
 from .model import GenomeBuild, GenomicSourceClass, Sex
 from .policy import consent_from_dict, read_consent
 from .regions import parse_region
+from .sync.config import ServerConfig, configured_servers
+from .sync.inbound import Inbound
 from .sync.outbox import DEFAULT_OUTBOX, OUTBOX_ENV, Outbox, open_outbox
 
 __all__ = ["create_app"]
@@ -71,18 +82,26 @@ UPLOAD_PARTS = ("knowledge", "classifications", "pgx", "consent")
 #: the parts that may be sent more than once
 _REPEATABLE = frozenset({"consent"})
 #: the deployment's policy file, audit log, and the key that de-identifies research output
-POLICY_ENV, AUDIT_LOG_ENV = "FHIR_GENOMICS_POLICY", "FHIR_GENOMICS_AUDIT_LOG"
+POLICY_ENV = "FHIR_GENOMICS_POLICY"
 KEY_ENV = "FHIR_GENOMICS_PSEUDONYM_KEY_FILE"
-_DEFAULT_AUDIT_LOG = "fhir-genomics-audit.ndjson"
 _MAX_FILES = len(UPLOAD_PARTS) + 15  # up to 16 Consents
+#: the largest notification body taken (a DocumentReference may carry its VCF inline)
+MAX_NOTIFICATION_BYTES: Final = 256 << 20
+#: how long a notification's background task waits for a gap's recovery to fall due
+RECOVERY_WAIT_S: Final = 15.0
 
 
-def create_app(access: Access | None = None, outbox_url: str | None = None) -> FastAPI:
+def create_app(
+    access: Access | None = None,
+    outbox_url: str | None = None,
+    servers: Mapping[str, ServerConfig] | None = None,
+) -> FastAPI:
     """A new application; the CLI's ``serve`` and the tests both start from here. ``access``
     defaults to the deployment's keys (:meth:`Access.from_env`), the outbox to
-    ``$FHIR_GENOMICS_OUTBOX`` (opened at its first use)."""
+    ``$FHIR_GENOMICS_OUTBOX`` (opened at its first use), the servers notifications come from
+    to ``$FHIR_GENOMICS_SERVERS`` (read at the first notification)."""
     access = access or Access.from_env()
-    jobs = _Jobs(outbox_url or os.environ.get(OUTBOX_ENV) or DEFAULT_OUTBOX)
+    jobs = _Jobs(outbox_url or os.environ.get(OUTBOX_ENV) or DEFAULT_OUTBOX, servers)
     app = FastAPI(
         title="FHIR Genomics adapter",
         version=__version__,
@@ -128,6 +147,26 @@ def create_app(access: Access | None = None, outbox_url: str | None = None) -> F
         response_class=Response,
         responses={200: {"content": {"application/json": {}}}, 404: {}},
     )
+    notified: dict[int | str, dict[str, Any]] = {200: {"content": {FHIR_JSON: {}}}, 404: {}}
+    app.add_api_route(
+        "/v1/notifications/{key}",
+        jobs.notification,
+        methods=["POST"],
+        dependencies=[_guard(access, "notify")],
+        summary="A Subscription's notification (Backport Bundle, rest-hook ping): recorded, "
+        "then acted on after the answer",
+        response_class=Response,
+        responses=notified,
+    )
+    app.add_api_route(
+        "/v1/notifications/{key}/{resource_type}/{resource_id}",
+        jobs.notification,
+        methods=["PUT"],
+        dependencies=[_guard(access, "notify")],
+        summary="A rest-hook notification with its payload: recorded, then acted on",
+        response_class=Response,
+        responses=notified,
+    )
     app.add_api_route(
         "/metrics",
         jobs.metrics,
@@ -142,15 +181,53 @@ def create_app(access: Access | None = None, outbox_url: str | None = None) -> F
 class _Jobs:
     """The outbox as the API shows it, opened on first use and shared by requests."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, servers: Mapping[str, ServerConfig] | None) -> None:
         self._url = url
         self._outbox: Outbox | None = None
+        self._servers = servers
+        self._inbound: Inbound | None = None
         self.counters = Metrics()
 
     def _open(self) -> Outbox:
         if self._outbox is None:
             self._outbox = open_outbox(self._url)
         return self._outbox
+
+    def _receiver(self) -> Inbound:
+        if self._inbound is None:
+            servers = self._servers if self._servers is not None else configured_servers()
+            self._inbound = Inbound(
+                self._open(),
+                servers,
+                audit_log=deployment_audit_log(),
+                policy=Path(path) if (path := os.environ.get(POLICY_ENV)) else None,
+                metrics=self.counters,
+            )
+        return self._inbound
+
+    async def notification(
+        self,
+        key: str,
+        request: Request,
+        background: BackgroundTasks,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+    ) -> Response:
+        """Recorded, then answered; worked off after the answer."""
+        named = f"{resource_type}/{resource_id}" if resource_type else None
+        inbound = await run_in_threadpool(self._receiver)
+        received = await inbound.receive(key, await _body(request), named)
+        if received is None:
+            issue = {
+                "severity": "error",
+                "code": "not-found",
+                "diagnostics": "no such Subscription",
+            }
+            return _outcome(404, {"resourceType": "OperationOutcome", "issue": [issue]})
+        background.add_task(_work_off, inbound)
+        said = "a duplicate delivery, already recorded" if received.duplicate else "recorded"
+        issue = {"severity": "information", "code": "informational", "diagnostics": said}
+        return _outcome(200, {"resourceType": "OperationOutcome", "issue": [issue]})
 
     async def job(self, job_id: str) -> Response:
         found = await run_in_threadpool(self._open().get, job_id)
@@ -169,6 +246,28 @@ class _Jobs:
         }
         text = self.counters.render(gauges)
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def _body(request: Request) -> bytes:
+    """The request body, refused past :data:`MAX_NOTIFICATION_BYTES`."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_NOTIFICATION_BYTES:
+            raise InputError(
+                f"the notification is over {MAX_NOTIFICATION_BYTES} bytes: have the server send "
+                "the file as a url (Binary) rather than inline data"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _work_off(inbound: Inbound) -> None:
+    """The background task: what failed is kept with the notification; nothing escapes."""
+    try:
+        await inbound.drain(wait_s=RECOVERY_WAIT_S)
+    except Exception as exc:
+        log.error("working off notifications failed: %s", type(exc).__name__)
 
 
 def _guard(access: Access, endpoint: str) -> Any:
@@ -236,7 +335,7 @@ async def _decide(request: Request) -> Response:
         birth_date=body.get("birth_date"),
         recipient=body.get("recipient"),
         break_glass=body.get("break_glass", False),
-        audit_log=Path(os.environ.get(AUDIT_LOG_ENV) or _DEFAULT_AUDIT_LOG),
+        audit_log=deployment_audit_log(),
     )
     if disclosure.request.purpose in disclosure.policy.research:
         raise OptionsError(
@@ -326,7 +425,7 @@ def options_from_fields(
         birth_date=one("birth_date"),
         recipient=one("recipient"),
         break_glass=_flag(one("break_glass"), "break_glass"),
-        audit_log=Path(os.environ.get(AUDIT_LOG_ENV) or _DEFAULT_AUDIT_LOG),
+        audit_log=deployment_audit_log(),
     )
     return ConvertOptions(
         patient=patient,

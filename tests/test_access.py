@@ -23,8 +23,9 @@ from local_service import serving
 
 from adapter.access import AUDIENCE_ENV, JWKS_ENV, SCOPES, Access, read_jwks
 from adapter.cli import main
+from adapter.disclosure import AUDIT_LOG_ENV
 from adapter.errors import OptionsError
-from adapter.service import AUDIT_LOG_ENV, create_app
+from adapter.service import create_app
 
 VCF = Path(__file__).resolve().parent / "data" / "vcf" / "snv.vcf"
 FIELDS = {"patient": "p-1", "purpose": "TREAT"}

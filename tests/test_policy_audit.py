@@ -326,10 +326,22 @@ def test_ids_differ_between_decisions() -> None:
     records = [
         provenance([VARIANT], permit, treat(), CTX),
         provenance([OTHER], permit, treat(), CTX),
-        provenance([VARIANT], permit, later, CTX),
     ]
     ids = [r["id"] for r in [*events, *records] if r is not None]
     assert len(ids) == len(set(ids)) == len(events) + len(records)
+
+
+def test_a_disclosure_decided_again_later_keeps_its_provenance_id() -> None:
+    """Regression: a send retried decides again, at a later instant; its Provenance must
+    update the first one on the server, not add a second (the AuditEvent is a new act)."""
+    permit = decide(PRIMARY, treat(), [TREATMENT], POLICY)
+    later = treat(at=NOW + timedelta(hours=1))
+    first, again = (provenance([VARIANT], permit, r, CTX) for r in (treat(), later))
+    assert first is not None and again is not None
+    assert first["id"] == again["id"]
+    assert first["recorded"] != again["recorded"]
+    events = (audit_event(permit, r, VARIANT, CTX) for r in (treat(), later))
+    assert len({e["id"] for e in events}) == 2
 
 
 # ---- FHIR validity -----------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from adapter.errors import PolicyError, PolicyFileError
-from adapter.policy.rules import Combining, MinorOnset, default_policy, load_policy
+from adapter.policy.rules import Combining, MinorOnset, Retraction, default_policy, load_policy
 from adapter.resources import data_dir
 
 SHIPPED = data_dir("mappings") / "policy.yaml"
@@ -130,7 +130,8 @@ def test_the_readmes_policy_example_is_a_valid_policy(tmp_path: Path) -> None:
     from adapter.policy import Combining, MinorOnset, load_policy
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    example = re.search(r"```yaml\n(.*?)```", readme, re.DOTALL)
+    section = readme[readme.index("## Consent and secondary-finding policy") :]
+    example = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
     assert example is not None
     shipped = Path(__file__).resolve().parent.parent / "mappings" / "policy.yaml"
     policy = yaml.safe_load(shipped.read_text()) | yaml.safe_load(example[1])
@@ -139,3 +140,24 @@ def test_the_readmes_policy_example_is_a_valid_policy(tmp_path: Path) -> None:
     found = load_policy(path)
     assert found.combining is Combining.MOST_RECENT
     assert found.minors.adult_onset is MinorOnset.WITHHOLD
+
+
+def test_sent_secondary_findings_are_kept_unless_the_policy_retracts_them(
+    tmp_path: Path,
+) -> None:
+    shipped = default_policy().retraction
+    assert shipped.action is Retraction.KEEP and "entered-in-error" in shipped.source
+    changed = {"retract_secondary_findings.action": "entered-in-error"}
+    assert load_policy(_written(tmp_path, changed)).retraction.action is Retraction.ENTERED_IN_ERROR
+    with pytest.raises(PolicyFileError, match="not one of") as caught:
+        load_policy(_written(tmp_path, {"retract_secondary_findings.action": "delete"}))
+    assert caught.value.field == "retract_secondary_findings.action"
+    with pytest.raises(PolicyFileError, match="lacks the key"):
+        load_policy(_written(tmp_path, drop="retract_secondary_findings.source"))
+
+
+def test_a_policy_file_older_than_the_retraction_key_still_loads(tmp_path: Path) -> None:
+    """Regression: the key came after version 1 was published; a deployment's own file
+    without it keeps loading, and keeps what was sent."""
+    older = load_policy(_written(tmp_path, drop="retract_secondary_findings"))
+    assert older.retraction.action is Retraction.KEEP

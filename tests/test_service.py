@@ -15,9 +15,10 @@ import pytest
 from local_service import serving
 
 from adapter.access import Access
+from adapter.disclosure import AUDIT_LOG_ENV
 from adapter.errors import OptionsError
 from adapter.readers.annotations import PrimaryRule
-from adapter.service import AUDIT_LOG_ENV, UPLOAD_PARTS, create_app, options_from_fields
+from adapter.service import UPLOAD_PARTS, create_app, options_from_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "NA12878-panel.vcf.gz"

@@ -308,3 +308,17 @@ def test_a_file_that_is_not_yaml_or_absent(tmp_path: Path) -> None:
         load_servers(config_file(tmp_path, "servers: [a\n"))
     with pytest.raises(OptionsError, match="cannot read the server configuration"):
         load_servers(tmp_path / "absent.yaml")
+
+
+def test_the_readmes_servers_example_loads(folder: Path) -> None:
+    """The README's 'Connect to your FHIR server' file, as written, with its key in place."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Connect to your FHIR server") :]
+    start = section.index("```yaml\n") + len("```yaml\n")
+    example = section[start : section.index("```", start)]
+    path = folder / "servers.yaml"
+    path.write_text(example)
+    hospital = load_server(path, "hospital", env={})
+    assert hospital.base_url == "https://fhir.hospital.example/fhir"
+    assert isinstance(hospital.auth, SmartBackendAuth) and hospital.auth.alg == "ES384"
+    assert (hospital.max_entries, hospital.concurrency, hospital.transactions) == (500, 4, None)

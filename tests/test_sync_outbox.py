@@ -463,7 +463,7 @@ def test_the_url_scheme_selects_the_backend(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # the Bundles are PHI
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
     db.close()
 
 
@@ -495,8 +495,8 @@ def test_a_newer_schema_is_refused_and_a_failed_migration_changes_nothing(url: s
         assert box.counts()[JobState.PENDING] == 0
     with open_outbox(url) as box:  # opening again migrates nothing
         enqueue(box, 1)
-    _sql(url, "UPDATE schema_version SET version = 2")
-    with pytest.raises(OutboxError, match="schema version 2, newer than this adapter's 1"):
+    _sql(url, "UPDATE schema_version SET version = 3")
+    with pytest.raises(OutboxError, match="schema version 3, newer than this adapter's 2"):
         open_outbox(url)
 
 

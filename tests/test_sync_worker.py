@@ -430,16 +430,9 @@ def test_one_job_per_report_one_copy_and_progress_kept_only_for_its_own_bundle(
     assert len(identifiers) == len(set(identifiers))
 
 
-# --- found while writing these: each test is what the worker should do ----------------------
+# --- regressions: bugs found while writing these tests -----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker.py decides again at each attempt's instant, and a Provenance's id derives "
-    "from its request including Request.at (policy/audit.py _identified): a job retried after "
-    "its Provenance reached the server PUTs a second Provenance, and its progress never "
-    "matches (the digest covers Provenance.recorded), so every retry starts over",
-)
 def test_a_job_retried_after_its_answer_was_lost_leaves_one_provenance(
     sekmet: Sekmet, sekmet_fhir: httpx.Client, tmp_path: Path, outbox: Outbox, clock: Clock
 ) -> None:
@@ -467,12 +460,6 @@ def test_a_job_retried_after_its_answer_was_lost_leaves_one_provenance(
     assert len(page.get("entry", [])) == 1, f"job {job.id}: one disclosure, one Provenance"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker.py reschedules a ServerUnavailable after its own backoff (15-30 s for a "
-    "first attempt) even when the server asked, by Retry-After, for longer than the client's "
-    "max_retry_after_s; ServerUnavailable does not carry the server's wait",
-)
 def test_a_server_asking_for_a_long_pause_gets_it_from_the_outbox(
     sekmet: Sekmet, sekmet_fhir: httpx.Client, tmp_path: Path, outbox: Outbox, clock: Clock
 ) -> None:
@@ -486,12 +473,6 @@ def test_a_server_asking_for_a_long_pause_gets_it_from_the_outbox(
 
 
 @pytest.mark.hapi
-@pytest.mark.xfail(
-    strict=True,
-    reason="proposal: worker.py reads the patient's Consents from the server but not the "
-    "Patient's birthDate, so a job enqueued without birth_date parks on the minor rule even "
-    "though the server knows the patient is an adult",
-)
 def test_the_servers_patient_birth_date_serves_the_minor_rule(
     hapi: Hapi, fhir: httpx.Client, tmp_path: Path, outbox: Outbox, clock: Clock
 ) -> None:

@@ -28,7 +28,15 @@ from .engine import (
     item_of,
 )
 from .labels import labelled, labels_of
-from .rules import Combining, MinorOnset, Policy, default_policy, load_policy
+from .rules import (
+    Combining,
+    MinorOnset,
+    Policy,
+    Retraction,
+    RetractionRule,
+    default_policy,
+    load_policy,
+)
 from .secondary import (
     AcmgSfList,
     CandidateAllele,
@@ -58,6 +66,8 @@ __all__ = [
     "Reason",
     "ReportingRule",
     "Request",
+    "Retraction",
+    "RetractionRule",
     "SecondaryFindingDecision",
     "acmg_sf_list",
     "audit_event",

@@ -129,7 +129,7 @@ def provenance(
         "activity": _concept(_CONSENT_ACTION, "disclose", "Disclose"),
         "agent": agents,
     }
-    return _identified(record, ctx, decision, request, list(targets))
+    return _identified(record, ctx, decision, request, list(targets), timeless=True)
 
 
 # ---- parts -----------------------------------------------------------------------------
@@ -251,12 +251,23 @@ def _concept(system: str, code: str, display: str) -> dict[str, Any]:
 
 
 def _identified(
-    resource: dict[str, Any], ctx: AnalysisContext, decision: Decision, request: Request, about: Any
+    resource: dict[str, Any],
+    ctx: AnalysisContext,
+    decision: Decision,
+    request: Request,
+    about: Any,
+    *,
+    timeless: bool = False,
 ) -> dict[str, Any]:
     """``resource`` without its empty elements, with the id of what it records: the same
-    decision on the same thing gets the same id."""
+    decision on the same thing gets the same id. An AuditEvent records one act, at its time;
+    a Provenance (``timeless``) records what was disclosed on what grounds, so a disclosure
+    decided again later (a send retried) updates it instead of adding a second."""
+    facts = asdict(request)
+    if timeless:
+        del facts["at"]
     content = json.dumps(
-        [asdict(decision), asdict(request), about], sort_keys=True, default=str, ensure_ascii=False
+        [asdict(decision), facts, about], sort_keys=True, default=str, ensure_ascii=False
     )
     kind = resource["resourceType"]
     rid = IdFactory(ctx).resource(f"{kind}|{content}")

@@ -11,6 +11,10 @@ Policy decided here:
   FHIR R4 core package 4.0.1.
 * A purpose both permitted without consent and never permitted is a contradiction, and an
   error.
+* What becomes of secondary findings already sent when the Consent that permitted them is
+  withdrawn (``retract_secondary_findings``): ``keep`` (the shipped choice: the record stays as
+  sent) or ``entered-in-error`` (each such resource is marked so on the server, never deleted;
+  :mod:`adapter.sync.inbound`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ __all__ = [
     "MinorRule",
     "NoConsentRule",
     "Policy",
+    "Retraction",
+    "RetractionRule",
     "default_policy",
     "load_policy",
 ]
@@ -62,6 +68,21 @@ class MinorOnset(StrEnum):
 
     WITHHOLD_UNLESS_GUARDIAN_PERMITS = "withhold-unless-guardian-permits"
     WITHHOLD = "withhold"
+
+
+class Retraction(StrEnum):
+    """What becomes of secondary findings sent before their Consent was withdrawn."""
+
+    KEEP = "keep"
+    ENTERED_IN_ERROR = "entered-in-error"  # their status on the server (R4 ObservationStatus)
+
+
+@dataclass(frozen=True, slots=True)
+class RetractionRule:
+    """The deployment's choice of :class:`Retraction`, with its source."""
+
+    action: Retraction
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +120,7 @@ class Policy:
     duo_system: str
     research_source: str
     purpose_required: bool
+    retraction: RetractionRule
     path: str  # the file read
 
 
@@ -131,6 +153,13 @@ def _load(path: Path, modified: int, size: int) -> Policy:
     return _Reader(str(path)).policy(data)
 
 
+#: when a policy file says nothing of retraction: what was sent stays as it was
+_KEEP_SENT: Final = {
+    "action": "keep",
+    "source": "the adapter's default when the policy file does not say (it predates the key)",
+}
+
+
 class _Reader:
     """Checks each key as it reads it, naming the key's path in every error."""
 
@@ -139,7 +168,10 @@ class _Reader:
 
     def policy(self, data: object) -> Policy:
         sections = {"version", "no_consent", "combine", "minors", "never", "research"}
-        top = self.mapping(data, "", sections | {"purpose_required"})
+        # added after version 1 was published: optional, so existing policy files still load
+        top = self.mapping(
+            data, "", sections | {"purpose_required"}, frozenset({"retract_secondary_findings"})
+        )
         if top["version"] != 1:
             raise self.error("version", f"version {top['version']!r} is not 1, the one known")
         combine = self.mapping(top["combine"], "combine", {"strategy", "source"})
@@ -162,6 +194,7 @@ class _Reader:
             duo_system=self.text(research["duo_system"], "research.duo_system"),
             research_source=self.text(research["source"], "research.source"),
             purpose_required=self.flag(top["purpose_required"], "purpose_required"),
+            retraction=self.retraction(top.get("retract_secondary_findings", _KEEP_SENT)),
             path=self.source,
         )
         if both := policy.no_consent.purposes & policy.never:
@@ -183,6 +216,14 @@ class _Reader:
             source=self.text(rule["source"], "no_consent.source"),
         )
 
+    def retraction(self, data: object) -> RetractionRule:
+        at = "retract_secondary_findings"
+        rule = self.mapping(data, at, {"action", "source"})
+        return RetractionRule(
+            self.choice(rule["action"], f"{at}.action", Retraction),
+            self.text(rule["source"], f"{at}.source"),
+        )
+
     def minors(self, rule: dict[str, Any]) -> MinorRule:
         age = rule["age_of_majority"]
         if not isinstance(age, int) or isinstance(age, bool) or age not in _AGES:
@@ -197,15 +238,18 @@ class _Reader:
         )
         return MinorRule(age, onset, self.text(rule["source"], "minors.source"))
 
-    def mapping(self, data: object, at: str, keys: set[str]) -> dict[str, Any]:
-        """A mapping holding exactly ``keys`` and no other."""
+    def mapping(
+        self, data: object, at: str, keys: set[str], optional: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """A mapping holding exactly ``keys``, and perhaps some ``optional`` ones, and no
+        other."""
         where = at or "the file"
         if not isinstance(data, Mapping):
             raise self.error(at or None, f"{where} must be a mapping of keys to values")
-        if unknown := sorted(set(map(str, data)) - keys):
+        if unknown := sorted(set(map(str, data)) - keys - optional):
+            known = ", ".join(sorted(keys | optional))
             raise self.error(
-                _join(at, unknown[0]),
-                f"unknown key {unknown[0]!r} in {where} (known: {', '.join(sorted(keys))})",
+                _join(at, unknown[0]), f"unknown key {unknown[0]!r} in {where} (known: {known})"
             )
         if missing := sorted(keys - set(data)):
             raise self.error(_join(at, missing[0]), f"{where} lacks the key {missing[0]!r}")

@@ -15,6 +15,7 @@ from .config import (
     load_server,
     load_servers,
 )
+from .inbound import Inbound, Received, Retracted
 from .notifications import (
     ConvertFile,
     EventLedger,
@@ -27,8 +28,19 @@ from .notifications import (
     classify,
     receive_notification,
 )
-from .outbox import Job, JobState, JobSummary, Outbox, open_outbox, patient_key
+from .outbox import (
+    InboundNotification,
+    Job,
+    JobState,
+    JobSummary,
+    Outbox,
+    Registration,
+    open_outbox,
+    patient_key,
+)
 from .push import Progress, PushResult, push_bundle, resolve_patient
+from .subscribe import backport_support, subscribe
+from .worker import Sender, job_keys, send_request
 
 __all__ = [
     "BearerAuth",
@@ -38,6 +50,8 @@ __all__ = [
     "FollowUpSearch",
     "Ignored",
     "InMemoryEventLedger",
+    "Inbound",
+    "InboundNotification",
     "Job",
     "JobState",
     "JobSummary",
@@ -46,8 +60,12 @@ __all__ = [
     "Outbox",
     "Progress",
     "PushResult",
+    "Received",
     "ReevaluatePatient",
+    "Registration",
+    "Retracted",
     "RetryPolicy",
+    "Sender",
     "ServerConfig",
     "SmartBackendAuth",
     "SmartBackendServices",
@@ -55,9 +73,11 @@ __all__ = [
     "Subscribed",
     "Timeouts",
     "auth_for",
+    "backport_support",
     "classify",
     "client_for",
     "generate_key",
+    "job_keys",
     "jwks",
     "load_server",
     "load_servers",
@@ -67,4 +87,6 @@ __all__ = [
     "push_bundle",
     "receive_notification",
     "resolve_patient",
+    "send_request",
+    "subscribe",
 ]

@@ -255,6 +255,7 @@ class FhirClient:
             raise ServerUnavailable(
                 f"the server asks to wait {asked:.0f} s (HTTP {response.status_code})",
                 source=self.base_url,
+                retry_after=asked,
             )
         return asked
 

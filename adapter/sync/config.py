@@ -69,6 +69,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from ..errors import OptionsError
 
 __all__ = [
+    "SERVERS_ENV",
     "AuthSettings",
     "BearerAuth",
     "NoAuth",
@@ -77,6 +78,7 @@ __all__ = [
     "SigningKey",
     "SmartBackendAuth",
     "Timeouts",
+    "configured_servers",
     "load_server",
     "load_servers",
     "load_signing_key",
@@ -90,6 +92,8 @@ DEFAULT_SCOPE: Final = "system/*.crus"
 #: the longest life of a client assertion SMART Backend Services allows
 MAX_ASSERTION_LIFETIME_S: Final = 300
 _MIN_RSA_BITS: Final = 2048  # NIST SP 800-131A Rev. 2: shorter RSA keys may no longer sign
+#: the servers file the CLI and the service read unless told
+SERVERS_ENV: Final = "FHIR_GENOMICS_SERVERS"
 _ENV_URL: Final = "FHIR_GENOMICS_SERVER_URL"
 _ENV_TOKEN: Final = "FHIR_GENOMICS_SERVER_TOKEN"  # noqa: S105 (a variable's name)
 #: SMART settings by the environment variable that overrides them
@@ -185,6 +189,20 @@ def load_server(
     raw = dict(servers.get(name, {}))
     _override(raw, env, reader)
     return reader.server(name, raw)
+
+
+def configured_servers(
+    path: Path | None = None, name: str | None = None
+) -> dict[str, ServerConfig]:
+    """The servers a command or the service works with: every server of the file (``path``,
+    else ``$FHIR_GENOMICS_SERVERS``) when no ``name`` is given, else the one named, with the
+    environment's overrides; with no file, the one server the environment describes."""
+    text = os.environ.get(SERVERS_ENV)
+    path = path or (Path(text) if text else None)
+    if path is not None and name is None:
+        return load_servers(path)
+    config = load_server(path, name)
+    return {config.name: config}
 
 
 def load_signing_key(path: Path, alg: SigningAlg) -> SigningKey:

@@ -35,7 +35,12 @@ Policy decided here:
   (https://www.postgresql.org/docs/15/sql-select.html#SQL-FOR-UPDATE-SHARE).
 * **Schema versions.** ``schema_version`` holds the version; opening migrates from whatever
   version the database has (0: empty) in one transaction, and refuses a database written by a
-  newer adapter.
+  newer adapter. Version 2 adds the inbound side (:mod:`adapter.sync.inbound`): the
+  Subscriptions the adapter registered (:class:`Registration`), the event numbers seen per
+  Subscription (:meth:`Outbox.ledger`, an :class:`~adapter.sync.notifications.EventLedger`),
+  and the notifications received, each recorded before it is answered and worked off later
+  under a lease like a job (:meth:`Outbox.record_notification`). A rest-hook delivery of a
+  resource version already recorded is a duplicate and is not recorded again.
 
 Calls block; async code runs them in a thread (``asyncio.to_thread``). One :class:`Outbox` is
 safe to share between threads. Time comes from the injected ``now`` clock (timezone-aware).
@@ -67,11 +72,15 @@ from psycopg.types.json import Jsonb
 
 from adapter.errors import AdapterError, OptionsError, OutboxError, ServerRejected
 
+from .notifications import EventLedger, Subscribed, Watermark
+
 __all__ = [
+    "InboundNotification",
     "Job",
     "JobState",
     "JobSummary",
     "Outbox",
+    "Registration",
     "open_outbox",
     "patient_key",
 ]
@@ -138,6 +147,46 @@ class Job(JobSummary):
 
     bundle: bytes
     request: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A Subscription the adapter registered on a server, and what its notifications become:
+    jobs to ``server`` (the configured name) under ``request`` (see
+    :func:`adapter.sync.worker.send_request`). ``since`` is the server's time up to which a
+    rest-hook ping's search has looked."""
+
+    key: str  # the opaque last segment of the notification endpoint
+    server: str
+    base_url: str
+    subscription_id: str
+    criteria: str  # the R4 criteria, or the topic's canonical URL
+    endpoint: str
+    request: dict[str, Any]
+    searches: tuple[str, ...] = ()
+    topic: str | None = None
+    supports_events: bool = False
+    since: datetime | None = None
+
+    @property
+    def subscribed(self) -> Subscribed:
+        """The Subscription as :mod:`adapter.sync.notifications` receives for it."""
+        return Subscribed(
+            self.base_url, self.subscription_id, self.searches, self.topic, self.supports_events
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InboundNotification:
+    """A notification as received, leased to the worker that acts on it. ``work`` is None
+    until it has been sorted (its events entered in the ledger and its triggers listed)."""
+
+    id: str
+    subscription: str  # Registration.key
+    body: bytes
+    work: dict[str, Any] | None
+    attempts: int
+    lease_owner: str | None
 
 
 def patient_key(system: str, value: str) -> str:
@@ -235,6 +284,64 @@ _CLAIM = """UPDATE jobs SET state = 'sending', lease_owner = ?, lease_until = ?,
     RETURNING id"""
 
 
+#: version 2: the inbound side. Booleans are integers (0/1) on both backends.
+_SCHEMA_V2 = (
+    """CREATE TABLE subscriptions (
+        key TEXT PRIMARY KEY,
+        server TEXT NOT NULL,
+        base_url TEXT NOT NULL,
+        subscription_id TEXT NOT NULL,
+        criteria TEXT NOT NULL,
+        topic TEXT,
+        searches {json} NOT NULL,
+        supports_events INTEGER NOT NULL DEFAULT 0,
+        endpoint TEXT NOT NULL,
+        request {json} NOT NULL,
+        since {instant},
+        created_at {instant} NOT NULL,
+        updated_at {instant} NOT NULL,
+        UNIQUE (server, subscription_id)
+    )""",
+    """CREATE TABLE event_marks (
+        subscription TEXT PRIMARY KEY,
+        number BIGINT NOT NULL,
+        at {instant}
+    )""",
+    """CREATE TABLE events_above (
+        subscription TEXT NOT NULL,
+        number BIGINT NOT NULL,
+        at {instant},
+        PRIMARY KEY (subscription, number)
+    )""",
+    """CREATE TABLE notifications (
+        seq {seq},
+        id TEXT NOT NULL UNIQUE,
+        subscription TEXT NOT NULL REFERENCES subscriptions (key),
+        body {bytes} NOT NULL,
+        delivery TEXT,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'working', 'done', 'failed')),
+        work {json},
+        attempts INTEGER NOT NULL DEFAULT 0,
+        due_at {instant} NOT NULL,
+        lease_owner TEXT,
+        lease_until {instant},
+        last_error {json},
+        received_at {instant} NOT NULL,
+        updated_at {instant} NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX notifications_delivery ON notifications (subscription, delivery)",
+    """CREATE INDEX notifications_queue ON notifications (received_at, seq)
+        WHERE state IN ('pending', 'working')""",
+)
+
+_CLAIM_NOTIFICATION = """UPDATE notifications SET state = 'working', lease_owner = ?,
+        lease_until = ?, attempts = attempts + 1, updated_at = ?
+    WHERE id = (SELECT id FROM notifications
+        WHERE (state = 'pending' AND due_at <= ?) OR (state = 'working' AND lease_until <= ?)
+        ORDER BY received_at, seq LIMIT 1)
+    RETURNING id"""
+
+
 class _Store(ABC):
     """A backend: its connection, transactions, encodings and dialect."""
 
@@ -244,6 +351,7 @@ class _Store(ABC):
     errors: tuple[type[Exception], ...]
     migrations: tuple[tuple[str, ...], ...]
     claim_sql: str
+    claim_notification_sql: str
     #: run first in the migration transaction, so two adapters never migrate at once
     schema_lock_sql: str | None
 
@@ -271,13 +379,15 @@ class _SqliteStore(_Store):
     """One connection to a WAL database file."""
 
     errors = (sqlite3.Error,)
-    migrations = (
+    migrations = tuple(
         tuple(
             s.format(seq="INTEGER PRIMARY KEY", bytes="BLOB", instant="TEXT", json="TEXT")
-            for s in _SCHEMA_V1
-        ),
+            for s in schema
+        )
+        for schema in (_SCHEMA_V1, _SCHEMA_V2)
     )
     claim_sql = _CLAIM
+    claim_notification_sql = _CLAIM_NOTIFICATION
     schema_lock_sql = None  # BEGIN IMMEDIATE already excludes every other writer
     #: fixed width in UTC, so text order is time order
     INSTANT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -357,7 +467,7 @@ class _PostgresStore(_Store):
     """One connection, reopened when the server dropped it."""
 
     errors = (psycopg.Error,)
-    migrations = (
+    migrations = tuple(
         tuple(
             s.format(
                 seq="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
@@ -365,10 +475,14 @@ class _PostgresStore(_Store):
                 instant="TIMESTAMPTZ",
                 json="JSONB",
             )
-            for s in _SCHEMA_V1
-        ),
+            for s in schema
+        )
+        for schema in (_SCHEMA_V1, _SCHEMA_V2)
     )
     claim_sql = _CLAIM.replace("LIMIT 1", "LIMIT 1 FOR UPDATE SKIP LOCKED")
+    claim_notification_sql = _CLAIM_NOTIFICATION.replace(
+        "LIMIT 1", "LIMIT 1 FOR UPDATE SKIP LOCKED"
+    )
     schema_lock_sql = "SELECT pg_advisory_xact_lock(hashtext('fhir-genomics outbox schema'))"
 
     def __init__(self, url: str, busy_timeout_s: float) -> None:
@@ -811,6 +925,338 @@ class Outbox:
         with self._transaction(write=False) as cursor:
             cursor.execute("SELECT value FROM counters WHERE name = 'retries'")
             return int(cursor.fetchone()["value"])
+
+    def patient_jobs(self, patient_key: str, server: str) -> builtins.list[Job]:
+        """Every job of the patient for ``server``, oldest first, with Bundles: what a Consent
+        change is decided again for."""
+        with self._transaction(write=False) as cursor:
+            cursor.execute(
+                """SELECT * FROM jobs WHERE patient_key = ? AND server = ?
+                ORDER BY created_at, seq""",
+                (patient_key, server),
+            )
+            return [self._job(row) for row in cursor.fetchall()]
+
+    # --- inbound: registrations --------------------------------------------------------------
+
+    def register(self, registration: Registration) -> Registration:
+        """``registration`` stored (replacing the one of the same key; its ``since`` kept)."""
+        now = self._store.instant(self._clock())
+        store, r = self._store, registration
+        with self._transaction() as cursor:
+            cursor.execute(
+                """INSERT INTO subscriptions (key, server, base_url, subscription_id, criteria,
+                    topic, searches, supports_events, endpoint, request, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (key) DO UPDATE SET server = excluded.server,
+                    base_url = excluded.base_url, subscription_id = excluded.subscription_id,
+                    criteria = excluded.criteria, topic = excluded.topic,
+                    searches = excluded.searches, supports_events = excluded.supports_events,
+                    endpoint = excluded.endpoint, request = excluded.request,
+                    updated_at = excluded.updated_at""",
+                (
+                    r.key, r.server, r.base_url, r.subscription_id, r.criteria, r.topic,
+                    store.json({"searches": list(r.searches)}), int(r.supports_events),
+                    r.endpoint, store.json(r.request), now, now,
+                ),
+            )  # fmt: skip
+            found = self._read_registration(cursor, r.key)
+        assert found is not None  # noqa: S101 - written in this transaction
+        return found
+
+    def registration(self, key: str) -> Registration | None:
+        with self._transaction(write=False) as cursor:
+            return self._read_registration(cursor, key)
+
+    def registrations(self, server: str | None = None) -> builtins.list[Registration]:
+        """The registered Subscriptions, of ``server`` if given."""
+        with self._transaction(write=False) as cursor:
+            if server is None:
+                cursor.execute("SELECT * FROM subscriptions ORDER BY created_at, key")
+            else:
+                cursor.execute(
+                    "SELECT * FROM subscriptions WHERE server = ? ORDER BY created_at, key",
+                    (server,),
+                )
+            return [self._registration(row) for row in cursor.fetchall()]
+
+    def advance_since(self, key: str, since: datetime) -> None:
+        """A ping's search has seen the server's changes up to ``since``: never moved back."""
+        with self._transaction() as cursor:
+            cursor.execute("SELECT since FROM subscriptions WHERE key = ?", (key,))
+            row = cursor.fetchone()
+            if row is None:
+                return
+            old = row["since"]
+            if old is None or self._store.from_instant(old) < since:
+                cursor.execute(
+                    "UPDATE subscriptions SET since = ? WHERE key = ?",
+                    (self._store.instant(since), key),
+                )
+
+    def _read_registration(self, cursor: _Cursor, key: str) -> Registration | None:
+        cursor.execute("SELECT * FROM subscriptions WHERE key = ?", (key,))
+        row = cursor.fetchone()
+        return None if row is None else self._registration(row)
+
+    def _registration(self, row: Record) -> Registration:
+        store = self._store
+        since = row["since"]
+        return Registration(
+            key=row["key"],
+            server=row["server"],
+            base_url=row["base_url"],
+            subscription_id=row["subscription_id"],
+            criteria=row["criteria"],
+            endpoint=row["endpoint"],
+            request=store.from_json(row["request"]),
+            searches=tuple(store.from_json(row["searches"])["searches"]),
+            topic=row["topic"],
+            supports_events=bool(row["supports_events"]),
+            since=None if since is None else store.from_instant(since),
+        )
+
+    # --- inbound: the event ledger -----------------------------------------------------------
+
+    def ledger(self) -> EventLedger:
+        """The event numbers seen, each call its own transaction."""
+        return _DurableLedger(self)
+
+    # --- inbound: notifications --------------------------------------------------------------
+
+    def record_notification(
+        self, subscription: str, body: bytes, delivery: str | None = None
+    ) -> str | None:
+        """The notification made durable, due now; its id. None when ``delivery`` (a
+        resource version, ``Type/id/_history/vid``) was recorded for this Subscription
+        before: a duplicate delivery."""
+        now = self._store.instant(self._clock())
+        note_id = str(uuid.uuid4())
+        with self._transaction() as cursor:
+            cursor.execute(
+                """INSERT INTO notifications (id, subscription, body, delivery, state, due_at,
+                    received_at, updated_at)
+                VALUES (?, ?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT DO NOTHING""",
+                (note_id, subscription, body, delivery, now, now, now),
+            )
+            return note_id if cursor.rowcount == 1 else None
+
+    def claim_notification(self, owner: str, lease_s: float) -> InboundNotification | None:
+        """The oldest due notification, leased to ``owner``, as :meth:`claim` does for jobs."""
+        now = self._clock()
+        store = self._store
+        stamp = store.instant(now)
+        until = store.instant(_lease_until(now, lease_s))
+        with self._transaction() as cursor:
+            cursor.execute(store.claim_notification_sql, (owner, until, stamp, stamp, stamp))
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            cursor.execute("SELECT * FROM notifications WHERE id = ?", (row["id"],))
+            return self._notification(cursor.fetchone())
+
+    def sort_notification(
+        self, note: InboundNotification, sort: Callable[[EventLedger], dict[str, Any]]
+    ) -> InboundNotification:
+        """``sort`` run on the ledger and its result stored as the notification's work, in
+        one transaction: an event is entered as seen only together with what it asks for."""
+        with self._transaction() as cursor:
+            work = sort(_CursorLedger(cursor, self._store))
+            cursor.execute(
+                """UPDATE notifications SET work = ?, updated_at = ?
+                WHERE id = ? AND state = 'working' AND lease_owner = ?""",
+                (
+                    self._store.json(work),
+                    self._store.instant(self._clock()),
+                    note.id,
+                    note.lease_owner,
+                ),
+            )
+            self._still_leased(cursor, note)
+        return InboundNotification(
+            note.id, note.subscription, note.body, work, note.attempts, note.lease_owner
+        )
+
+    def finish_notification(self, note: InboundNotification) -> None:
+        """Done: everything it asked for was done."""
+        self._notification_update(note, "state = 'done', last_error = NULL", ())
+
+    def retry_notification(
+        self, note: InboundNotification, error: AdapterError, at: datetime
+    ) -> None:
+        """Due again at ``at``: a server was unavailable."""
+        store = self._store
+        self._notification_update(
+            note,
+            "state = 'pending', due_at = ?, last_error = ?",
+            (store.instant(at), store.json(_error_record(error))),
+        )
+
+    def fail_notification(self, note: InboundNotification, error: AdapterError) -> None:
+        """Failed: a retry cannot help (refused, malformed); kept for an operator."""
+        record = self._store.json(_error_record(error))
+        self._notification_update(note, "state = 'failed', last_error = ?", (record,))
+
+    def schedule_recovery(self, subscription: str, through: int, at: datetime) -> str | None:
+        """A recovery of the Subscription's events up to ``through``, due at ``at`` (after
+        the wait for late deliveries), recorded as a notification whose work is known; None
+        when one for the same events exists."""
+        store = self._store
+        now = store.instant(self._clock())
+        note_id = str(uuid.uuid4())
+        with self._transaction() as cursor:
+            cursor.execute(
+                """INSERT INTO notifications (id, subscription, body, delivery, state, work,
+                    due_at, received_at, updated_at)
+                VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+                (
+                    note_id, subscription, b"", f"recover:{through}",
+                    store.json({"recover": through}), store.instant(at), now, now,
+                ),
+            )  # fmt: skip
+            return note_id if cursor.rowcount == 1 else None
+
+    def next_notification_due(self) -> datetime | None:
+        """When the next pending notification falls due; None when none is pending."""
+        with self._transaction(write=False) as cursor:
+            cursor.execute("SELECT MIN(due_at) AS due FROM notifications WHERE state = 'pending'")
+            row = cursor.fetchone()
+            return (
+                None if row is None or row["due"] is None else self._store.from_instant(row["due"])
+            )
+
+    def notification_states(self) -> dict[str, int]:
+        """Notifications by state: what operators and tests look at."""
+        with self._transaction(write=False) as cursor:
+            cursor.execute("SELECT state, COUNT(*) AS n FROM notifications GROUP BY state")
+            return {row["state"]: int(row["n"]) for row in cursor.fetchall()}
+
+    def _notification_update(
+        self, note: InboundNotification, assignments: str, params: Sequence[Any]
+    ) -> None:
+        now = self._store.instant(self._clock())
+        with self._transaction() as cursor:
+            cursor.execute(
+                f"""UPDATE notifications SET {assignments}, lease_owner = NULL,
+                    lease_until = NULL, updated_at = ?
+                WHERE id = ? AND state = 'working' AND lease_owner = ?""",  # noqa: S608
+                (*params, now, note.id, note.lease_owner),
+            )
+            self._still_leased(cursor, note)
+
+    def _still_leased(self, cursor: _Cursor, note: InboundNotification) -> None:
+        if cursor.rowcount != 1:
+            raise OutboxError(
+                f"notification {note.id} is no longer leased to {note.lease_owner}: stop",
+                source=self.source,
+            )
+
+    def _notification(self, row: Record) -> InboundNotification:
+        return InboundNotification(
+            id=row["id"],
+            subscription=row["subscription"],
+            body=bytes(row["body"]),
+            work=self._store.from_json(row["work"]),
+            attempts=int(row["attempts"]),
+            lease_owner=row["lease_owner"],
+        )
+
+
+class _CursorLedger:
+    """The :class:`EventLedger` inside one transaction: a watermark row per Subscription and
+    the numbers seen above it, folded into it as the gaps fill. The watermark row is written
+    first, which locks it (PostgreSQL) so that two receivers never fold at once."""
+
+    def __init__(self, cursor: _Cursor, store: _Store) -> None:
+        self._cursor, self._store = cursor, store
+
+    def watermark(self, subscription: str) -> Watermark:
+        self._cursor.execute(
+            "SELECT number, at FROM event_marks WHERE subscription = ?", (subscription,)
+        )
+        row = self._cursor.fetchone()
+        if row is None:
+            return Watermark()
+        at = row["at"]
+        return Watermark(int(row["number"]), None if at is None else self._store.from_instant(at))
+
+    def record(self, subscription: str, number: int, timestamp: datetime | None) -> bool:
+        cursor, store = self._cursor, self._store
+        cursor.execute(
+            """INSERT INTO event_marks (subscription, number) VALUES (?, 0)
+            ON CONFLICT DO NOTHING""",
+            (subscription,),
+        )
+        cursor.execute(
+            "UPDATE event_marks SET number = number WHERE subscription = ?", (subscription,)
+        )
+        mark = self.watermark(subscription)
+        if number <= mark.number:
+            return False
+        stamp = None if timestamp is None else store.instant(timestamp)
+        cursor.execute(
+            """INSERT INTO events_above (subscription, number, at) VALUES (?, ?, ?)
+            ON CONFLICT DO NOTHING""",
+            (subscription, number, stamp),
+        )
+        if cursor.rowcount != 1:
+            return False
+        self._fold(subscription, mark)
+        return True
+
+    def _fold(self, subscription: str, mark: Watermark) -> None:
+        """The numbers right above the watermark moved into it."""
+        cursor, store = self._cursor, self._store
+        cursor.execute(
+            "SELECT number, at FROM events_above WHERE subscription = ? ORDER BY number",
+            (subscription,),
+        )
+        number, at = mark.number, mark.timestamp
+        for row in cursor.fetchall():
+            if int(row["number"]) != number + 1:
+                break
+            number += 1
+            at = store.from_instant(row["at"]) if row["at"] is not None else at
+        if number == mark.number:
+            return
+        cursor.execute(
+            "DELETE FROM events_above WHERE subscription = ? AND number <= ?",
+            (subscription, number),
+        )
+        cursor.execute(
+            "UPDATE event_marks SET number = ?, at = ? WHERE subscription = ?",
+            (number, None if at is None else store.instant(at), subscription),
+        )
+
+    def missing(self, subscription: str, through: int) -> tuple[int, ...]:
+        mark = self.watermark(subscription).number
+        self._cursor.execute(
+            "SELECT number FROM events_above WHERE subscription = ? AND number <= ?",
+            (subscription, through),
+        )
+        seen = {int(row["number"]) for row in self._cursor.fetchall()}
+        return tuple(n for n in range(mark + 1, through + 1) if n not in seen)
+
+
+class _DurableLedger:
+    """The :class:`EventLedger` of an outbox, one transaction per call."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    def watermark(self, subscription: str) -> Watermark:
+        with self._outbox._transaction(write=False) as cursor:
+            return _CursorLedger(cursor, self._outbox._store).watermark(subscription)
+
+    def record(self, subscription: str, number: int, timestamp: datetime | None) -> bool:
+        with self._outbox._transaction() as cursor:
+            return _CursorLedger(cursor, self._outbox._store).record(
+                subscription, number, timestamp
+            )
+
+    def missing(self, subscription: str, through: int) -> tuple[int, ...]:
+        with self._outbox._transaction(write=False) as cursor:
+            return _CursorLedger(cursor, self._outbox._store).missing(subscription, through)
 
 
 def open_outbox(

@@ -160,7 +160,8 @@ class Sender:
         except DisclosureDenied as denied:
             return await asyncio.to_thread(self._outbox.cancel, job.id, str(denied))
         except ServerUnavailable as unavailable:
-            at = self._now() + timedelta(seconds=_job_backoff(job.attempts))
+            pause = max(_job_backoff(job.attempts), unavailable.retry_after or 0.0)
+            at = self._now() + timedelta(seconds=pause)
             return await asyncio.to_thread(self._outbox.retry_later, job, unavailable, at)
         except (SyncError, PolicyError, OptionsError) as refused:
             return await asyncio.to_thread(self._outbox.park, job, refused)
@@ -170,7 +171,7 @@ class Sender:
         bundle: Resource = orjson.loads(job.bundle)
         rewrite, patient = await _patient(client, bundle)
         decided = await self._decide(client, bundle, patient, job)
-        digest = hashlib.sha256(orjson.dumps(decided, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        digest = _digest(decided)
         stored = job.progress
         progress = Progress.from_json(stored if stored.get("bundle") == digest else None)
         transactions = config.transactions
@@ -212,12 +213,14 @@ class Sender:
             at=self._now(),
             policy=self._policy,
             indication=request.get("indication", []),
-            birth_date=request.get("birth_date"),
+            birth_date=request.get("birth_date") or patient.get("birth_date"),
             recipient=request.get("recipient"),
             break_glass=bool(request.get("break_glass")),
             audit_log=self._audit_log,
         )
         sex = Sex(request.get("sex", Sex.UNKNOWN.value))
+        if sex is Sex.UNKNOWN and patient.get("gender") in {Sex.MALE.value, Sex.FEMALE.value}:
+            sex = Sex(patient["gender"])
         result = await asyncio.to_thread(decide_bundle, bundle, disclosure, sex=sex)
         if result.bundle is None:
             reasons = "; ".join(r.text for r in result.decision.reasons)
@@ -226,15 +229,20 @@ class Sender:
 
 
 async def _patient(client: FhirClient, bundle: Resource) -> tuple[dict[str, str], Resource]:
-    """The reference rewrite that names the patient as the server knows it, and the patient
-    as the Bundle names it (``named``) and as the server does (``reference``)."""
+    """The reference rewrite that names the patient as the server knows it, and the patient:
+    as the Bundle names it (``named``), as the server does (``reference``), and the server's
+    ``birthDate`` and ``gender`` (for the minor and X-linked rules, when the job has none)."""
     query = _single_subject(bundle)
-    if not query.startswith(_PATIENT_QUERY):
-        return {}, {"reference": query, "named": {"reference": query}}
-    system, _, value = unquote(query.removeprefix(_PATIENT_QUERY)).partition("|")
-    reference = await resolve_patient(client, system, value)
-    named = {"identifier": {"system": system, "value": value}}
-    return {query: reference}, {"reference": reference, "named": named}
+    if query.startswith(_PATIENT_QUERY):
+        system, _, value = unquote(query.removeprefix(_PATIENT_QUERY)).partition("|")
+        reference = await resolve_patient(client, system, value)
+        rewrite = {query: reference}
+        named: Resource = {"identifier": {"system": system, "value": value}}
+    else:
+        reference, rewrite, named = query, {}, {"reference": query}
+    record, _ = await client.read("Patient", reference.removeprefix("Patient/"))
+    found = {"birth_date": record.get("birthDate"), "gender": record.get("gender")}
+    return rewrite, {"reference": reference, "named": named, **found}
 
 
 def _single_subject(bundle: Resource) -> str:
@@ -257,6 +265,18 @@ def _subject_references(bundle: Resource) -> set[str]:
             if isinstance(value, dict) and isinstance(value.get("reference"), str):
                 found.add(value["reference"])
     return found
+
+
+def _digest(bundle: Resource) -> str:
+    """What the progress of a push is valid for: the decided Bundle, but for the time a
+    Provenance records (decided again at each attempt; its id does not depend on it)."""
+    stable = [
+        {**e, "resource": {k: v for k, v in e["resource"].items() if k != "recorded"}}
+        if e.get("resource", {}).get("resourceType") == "Provenance"
+        else e
+        for e in bundle.get("entry", [])
+    ]
+    return hashlib.sha256(orjson.dumps(stable, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _job_backoff(attempts: int) -> float:
