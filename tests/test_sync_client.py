@@ -174,7 +174,7 @@ def test_revise_reads_again_after_412_and_writes_with_the_new_version() -> None:
 
 
 @respx.mock
-def test_search_follows_next_links_and_leaves_out_included_resources() -> None:
+def test_search_posts_its_parameters_follows_next_links_and_leaves_out_included() -> None:
     first = {
         "resourceType": "Bundle",
         "entry": [
@@ -190,10 +190,15 @@ def test_search_follows_next_links_and_leaves_out_included_resources() -> None:
         "resourceType": "Bundle",
         "entry": [{"resource": {"resourceType": "Patient", "id": "b"}}],
     }
-    respx.get(f"{BASE}/Patient").mock(return_value=httpx.Response(200, json=first))
+    searched = respx.post(f"{BASE}/Patient/_search").mock(
+        return_value=httpx.Response(200, json=first)
+    )
     respx.get(f"{BASE}/", params={"page": "2"}).mock(return_value=httpx.Response(200, json=second))
-    found = _run(lambda c: c.search("Patient", {"identifier": "x|y"}), Clock())
+    found = _run(lambda c: c.search("Patient", {"identifier": "x|MRN-1"}), Clock())
     assert [p["id"] for p in found] == ["a", "b"]
+    request = searched.calls[0].request
+    assert request.content == b"identifier=x%7CMRN-1"  # in the body, not the URL
+    assert "MRN-1" not in str(request.url)
 
 
 def test_retry_after_reads_seconds_dates_and_ignores_nonsense() -> None:

@@ -21,7 +21,8 @@ Policy:
   client means the server refuses our credentials: :class:`AuthError`.
 
 Requests run at most ``concurrency`` at a time. Messages name the server and the resource type
-and id, never query values (a patient identifier is PHI).
+and id, never query values (a patient identifier is PHI); searches send their parameters in
+the body, not the URL (https://hl7.org/fhir/R4/http.html#search).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -160,8 +162,18 @@ class FhirClient:
         return _body(response), response.headers.get("ETag")
 
     async def search(self, resource_type: str, params: Mapping[str, str]) -> list[Resource]:
-        """Every match, following the Bundle's ``next`` links; included resources are left out."""
-        page = await self._json("GET", resource_type, params=dict(params))
+        """Every match, following the Bundle's ``next`` links; included resources are left out.
+        The parameters go in a POST body (``_search``, which R4 servers must support), never in
+        the URL: a patient's identifier in a URL ends up in access logs along the way."""
+        page = _body(
+            await self.send(
+                "POST",
+                f"{resource_type}/_search",
+                content=urlencode(dict(params)).encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                what=f"{resource_type} search",
+            )
+        )
         found: list[Resource] = []
         while True:
             found += [e["resource"] for e in page.get("entry", []) if _is_match(e)]
@@ -223,7 +235,7 @@ class FhirClient:
         what = what or f"{method} {path.partition('?')[0] or 'base'}"
         if body is not None:
             content = orjson.dumps(body)
-        sent = {**(headers or {}), **({"Content-Type": FHIR_JSON} if content else {})}
+        sent = {**({"Content-Type": FHIR_JSON} if content else {}), **(headers or {})}
         for attempt in range(self._retry.max_attempts):
             try:
                 async with self._slots:
