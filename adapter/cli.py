@@ -237,6 +237,13 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="accept calls without a token (a trial on this machine only; "
         "otherwise set $FHIR_GENOMICS_API_JWKS)",
     )
+    p.add_argument(
+        "--sync-every",
+        type=float,
+        metavar="SECONDS",
+        help="also send the outbox's due jobs (and work off leftover notifications) this often, "
+        "to the servers of $FHIR_GENOMICS_SERVERS; off unless given",
+    )
     p.set_defaults(run=_run_serve)
 
 
@@ -402,7 +409,10 @@ def _run_serve(args: argparse.Namespace) -> int:
         )
     else:
         access = Access.from_env()
-    uvicorn.run(create_app(access), host=args.host, port=args.port)
+    if args.sync_every is not None and args.sync_every <= 0:
+        raise OptionsError("--sync-every takes a number of seconds above 0", field="--sync-every")
+    app = create_app(access, sync_every_s=args.sync_every)
+    uvicorn.run(app, host=args.host, port=args.port)
     return 0
 
 

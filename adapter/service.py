@@ -30,11 +30,14 @@ names the part and the client's file name, never the temporary path.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Final, NoReturn, TypeVar
 
@@ -67,6 +70,7 @@ from .regions import parse_region
 from .sync.config import ServerConfig, configured_servers
 from .sync.inbound import Inbound
 from .sync.outbox import DEFAULT_OUTBOX, OUTBOX_ENV, Outbox, open_outbox
+from .sync.worker import Sender
 
 __all__ = ["create_app"]
 
@@ -95,17 +99,21 @@ def create_app(
     access: Access | None = None,
     outbox_url: str | None = None,
     servers: Mapping[str, ServerConfig] | None = None,
+    sync_every_s: float | None = None,
 ) -> FastAPI:
     """A new application; the CLI's ``serve`` and the tests both start from here. ``access``
     defaults to the deployment's keys (:meth:`Access.from_env`), the outbox to
     ``$FHIR_GENOMICS_OUTBOX`` (opened at its first use), the servers notifications come from
-    to ``$FHIR_GENOMICS_SERVERS`` (read at the first notification)."""
+    to ``$FHIR_GENOMICS_SERVERS`` (read at the first notification). With ``sync_every_s`` the
+    service also works off, that often, the notifications left over (say, from before a
+    restart) and every job due in the outbox."""
     access = access or Access.from_env()
     jobs = _Jobs(outbox_url or os.environ.get(OUTBOX_ENV) or DEFAULT_OUTBOX, servers)
     app = FastAPI(
         title="FHIR Genomics adapter",
         version=__version__,
         description="VCF to HL7 FHIR Genomics Reporting IG STU3 (FHIR R4).",
+        lifespan=_sending(jobs, sync_every_s) if sync_every_s else None,
     )
     app.add_exception_handler(AdapterError, _adapter_error)
     app.add_exception_handler(RequestValidationError, _request_error)
@@ -193,17 +201,34 @@ class _Jobs:
             self._outbox = open_outbox(self._url)
         return self._outbox
 
+    def _configured(self) -> Mapping[str, ServerConfig]:
+        if self._servers is None:
+            self._servers = configured_servers()
+        return self._servers
+
     def _receiver(self) -> Inbound:
         if self._inbound is None:
-            servers = self._servers if self._servers is not None else configured_servers()
             self._inbound = Inbound(
                 self._open(),
-                servers,
+                self._configured(),
                 audit_log=deployment_audit_log(),
-                policy=Path(path) if (path := os.environ.get(POLICY_ENV)) else None,
+                policy=_deployment_policy(),
                 metrics=self.counters,
             )
         return self._inbound
+
+    async def cycle(self) -> None:
+        """Leftover notifications worked off, then every job due sent."""
+        inbound = await run_in_threadpool(self._receiver)
+        await inbound.drain()
+        sender = Sender(
+            inbound.outbox,
+            self._configured(),
+            audit_log=deployment_audit_log(),
+            policy=_deployment_policy(),
+            metrics=self.counters,
+        )
+        await sender.drain()
 
     async def notification(
         self,
@@ -260,6 +285,36 @@ async def _body(request: Request) -> bytes:
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _deployment_policy() -> Path | None:
+    return Path(path) if (path := os.environ.get(POLICY_ENV)) else None
+
+
+def _sending(jobs: _Jobs, every_s: float) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The service's own sync worker, for its lifetime: one cycle every ``every_s`` seconds;
+    a failed cycle is logged (by its type: messages are PHI-free, but a log is kept short)
+    and the next one tries again."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async def keep_sending() -> None:
+            while True:
+                try:
+                    await jobs.cycle()
+                except Exception as exc:
+                    log.error("a sync cycle failed: %s: %s", type(exc).__name__, exc)
+                await asyncio.sleep(every_s)
+
+        task = asyncio.create_task(keep_sending())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return lifespan
 
 
 async def _work_off(inbound: Inbound) -> None:

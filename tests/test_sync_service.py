@@ -3,18 +3,30 @@ Bundle or the patient's identifier), Prometheus metrics, each behind its scope."
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from api_tokens import AUDIENCE, token, write_jwks
 from local_service import serving
+from sekmet_server import Sekmet
 
 from adapter.access import AUDIENCE_ENV, JWKS_ENV, SCOPES, Access
+from adapter.convert import ConvertOptions, OutputFormat, convert_vcf
+from adapter.model import PatientRef
 from adapter.service import create_app
+from adapter.sync.config import BearerAuth, ServerConfig
 from adapter.sync.outbox import open_outbox, patient_key
+from adapter.sync.worker import job_keys, send_request
 
 MRN_VALUE = "MRN-SECRET-4711"
+MRN_SYSTEM = "https://hospital.test/mrn"
+VCF = Path(__file__).resolve().parent / "data" / "vcf" / "snv.vcf"
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +78,42 @@ def test_metrics_count_jobs_by_state(served: tuple[str, str]) -> None:
     assert 'fhir_genomics_jobs{state="pending"} 1' in lines
     assert "# TYPE fhir_genomics_job_retries_total counter" in lines
     assert "fhir_genomics_job_retries_total 0" in lines
+
+
+def test_the_service_sends_due_jobs_by_itself(sekmet: Sekmet, tmp_path: Path) -> None:
+    """``serve --sync-every``: a report queued in the outbox reaches the server without any
+    other command, and the job is shown as sent."""
+    value = f"SELF-{uuid.uuid4()}"
+    opened = {"Authorization": f"Bearer {sekmet.bearer_token}"}
+    patient = {"resourceType": "Patient", "identifier": [{"system": MRN_SYSTEM, "value": value}]}
+    assert httpx.post(f"{sekmet.base}/Patient", json=patient, headers=opened).status_code == 201
+    out = tmp_path / "report.json"
+    options = ConvertOptions(
+        patient=PatientRef(identifier_system=MRN_SYSTEM, identifier_value=value),
+        issued=datetime(2026, 1, 15, 9, 30, tzinfo=UTC),
+        output_format=OutputFormat.TRANSACTION,
+    )
+    convert_vcf(VCF, out, options)
+    bundle = orjson.loads(out.read_bytes())
+    url = f"sqlite:///{tmp_path / 'outbox.db'}"
+    with open_outbox(url) as outbox:
+        report, key = job_keys(bundle)
+        job = outbox.enqueue(
+            "sekmet", report, key, out.read_bytes(), request=send_request(purpose="TREAT")
+        )
+    servers = {"sekmet": ServerConfig("sekmet", sekmet.base, BearerAuth(sekmet.bearer_token))}
+    environ = {JWKS_ENV: str(write_jwks(tmp_path / "jwks.json")), AUDIENCE_ENV: AUDIENCE}
+    app = create_app(Access.from_env(environ), outbox_url=url, servers=servers, sync_every_s=0.2)
+    with serving(app) as base:
+        deadline = time.monotonic() + 60
+        while (shown := _job(base, job.id))["state"] != "sent":
+            assert time.monotonic() < deadline, shown
+            time.sleep(0.2)
+        metrics = _get(base, "/metrics", SCOPES["metrics"]).text
+    assert 'fhir_genomics_sent_resources_total{server="sekmet"}' in metrics
+    assert 'fhir_genomics_jobs{state="sent"} 1' in metrics.splitlines()
+
+
+def _job(base: str, job_id: str) -> dict[str, object]:
+    shown: dict[str, object] = _get(base, f"/v1/jobs/{job_id}", SCOPES["jobs.read"]).json()
+    return shown
