@@ -1,7 +1,10 @@
 # The adapter's HTTP service. Build: docker build -t fhir-genomics .
 # Run:   docker run -p 8080:8080 -v /etc/fhir-genomics/jwks.json:/etc/fhir-genomics/jwks.json:ro fhir-genomics
 #        (the public keys of the callers' token issuer; then POST a VCF to /v1/convert with a
-#        bearer token carrying the scope genomics/convert)
+#        bearer token carrying the scope genomics/convert). To send reports to a FHIR server
+#        too, mount its servers file and run: ... fhir-genomics serve --host 0.0.0.0 --port 8080
+#        --sync-every 30, with FHIR_GENOMICS_SERVERS naming the mounted file (the outbox,
+#        SQLite, lives in the volume below; a postgresql:// FHIR_GENOMICS_OUTBOX for several)
 
 # The IG package comes from the npm registry, which only the npm client reaches.
 FROM node:20-bookworm-slim AS ig-package
@@ -23,7 +26,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     FHIR_GENOMICS_PACKAGE_CACHE=/opt/fhir-genomics/packages \
     FHIR_GENOMICS_AUDIT_LOG=/var/lib/fhir-genomics/audit.ndjson \
-    FHIR_GENOMICS_API_JWKS=/etc/fhir-genomics/jwks.json
+    FHIR_GENOMICS_API_JWKS=/etc/fhir-genomics/jwks.json \
+    FHIR_GENOMICS_OUTBOX=sqlite:////var/lib/fhir-genomics/outbox.db
 WORKDIR /app
 COPY --from=wheel /wheels /wheels
 RUN pip install /wheels/*.whl && rm -rf /wheels
