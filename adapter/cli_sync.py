@@ -55,15 +55,9 @@ def add_sync(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("bundles", type=Path, nargs="+", help="transaction Bundles (JSON)")
     _add_places(p)
-    p.add_argument("--purpose", required=True, metavar="CODE", help="purpose of use (TREAT...)")
-    p.add_argument(
-        "--consent", type=Path, action="append", default=[], metavar="FILE", help="repeatable"
-    )
-    p.add_argument("--indication", action="append", default=[], metavar="GENES")
+    _add_request(p)
     p.add_argument("--birth-date", metavar="YYYY-MM-DD")
-    p.add_argument("--recipient", metavar="REF")
     p.add_argument("--sex", choices=[s.value for s in Sex], default=Sex.UNKNOWN.value)
-    p.add_argument("--break-glass", action="store_true")
     p.add_argument("--queue-only", action="store_true", help="queue; `outbox send` sends")
     _add_lease(p)
     p.set_defaults(run=_run_sync)
@@ -121,6 +115,13 @@ def add_subscribe(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="a bearer token of the adapter's API with the genomics/notify scope",
     )
     p.add_argument("--topic", action="append", default=[], metavar="URL", help="repeatable")
+    _add_request(p)
+    _add_places(p)
+    p.set_defaults(run=_run_subscribe)
+
+
+def _add_request(p: argparse.ArgumentParser) -> None:
+    """What reports are sent under: the policy decides on it again before every send."""
     p.add_argument("--purpose", required=True, metavar="CODE", help="purpose of use (TREAT...)")
     p.add_argument(
         "--consent", type=Path, action="append", default=[], metavar="FILE", help="repeatable"
@@ -128,8 +129,6 @@ def add_subscribe(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--indication", action="append", default=[], metavar="GENES")
     p.add_argument("--recipient", metavar="REF")
     p.add_argument("--break-glass", action="store_true")
-    _add_places(p)
-    p.set_defaults(run=_run_subscribe)
 
 
 def add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

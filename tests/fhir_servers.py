@@ -13,6 +13,7 @@ it with Maven's or the JVM's output: nothing is skipped. The fixtures are in ``c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import shutil
@@ -131,36 +132,12 @@ class Hapi:
         self._process = self._start()
 
     def _start(self) -> subprocess.Popen[bytes]:
-        with self.log.open("ab") as out:
-            process = subprocess.Popen(
-                [*self._argv, f"--server.port={self.port}"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.folder,
-            )
-        try:
-            self._wait_ready(process)
-        except BaseException:
-            stop_process(process)
-            raise
-        return process
-
-    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
-        """Until ``/metadata`` answers 200: the server answers 503 while it installs the IG."""
-        deadline = time.monotonic() + HAPI_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"HAPI exited with {process.returncode}:\n{self._tail()}")
-            try:
-                if httpx.get(f"{self.base}/metadata", timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(1)
-        pytest.fail(f"HAPI did not answer in {HAPI_START_TIMEOUT_S} s:\n{self._tail()}")
-
-    def _tail(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")[-12000:]
+        """Ready once ``/metadata`` answers 200: it answers 503 while it installs the IG."""
+        argv = [*self._argv, f"--server.port={self.port}"]
+        ready = f"{self.base}/metadata"
+        return launch(
+            "HAPI", argv, self.folder, log=self.log, ready=ready, timeout=HAPI_START_TIMEOUT_S
+        )
 
     def restart(self) -> None:
         """Stopped (SIGTERM, as a service manager does) and started again, same port and data."""
@@ -169,6 +146,32 @@ class Hapi:
 
     def stop(self) -> None:
         stop_process(self._process)
+
+
+def launch(
+    name: str, argv: list[str], folder: Path, *, log: Path, ready: str, timeout: float
+) -> subprocess.Popen[bytes]:
+    """A server started in ``folder``, its output appended to ``log``, returned once ``ready``
+    answers 200; it failing to start fails the test with the end of its log."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=folder)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"{name} exited with {process.returncode}:\n{_tail(log)}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(ready, timeout=5).status_code == 200:
+                    return process
+            time.sleep(0.2)
+        pytest.fail(f"{name} did not answer {ready} in {timeout} s:\n{_tail(log)}")
+    except BaseException:
+        stop_process(process)
+        raise
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(encoding="utf-8", errors="replace")[-12000:]
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:

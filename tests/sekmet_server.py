@@ -16,16 +16,14 @@ import secrets
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
-from fhir_servers import free_port, stop_process
+from fhir_servers import free_port, launch, stop_process
 
 SEKMET = Path(sys.executable).with_name("sekmet")
 START_TIMEOUT_S = 60
@@ -79,37 +77,13 @@ class Sekmet:
         self._settings.write_text(yaml.safe_dump(settings), encoding="utf-8")
 
     def _start(self) -> subprocess.Popen[bytes]:
+        """Ready once ``/fhir/metadata`` (open to all, as FHIR requires) answers 200."""
         self._write_settings()
-        with self.log.open("ab") as out:
-            process = subprocess.Popen(
-                [str(SEKMET), "serve", "--config", str(self._settings)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.folder,
-            )
-        try:
-            self._wait_ready(process)
-        except BaseException:
-            stop_process(process)
-            raise
-        return process
-
-    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
-        """Until ``/fhir/metadata`` (open to all, as FHIR requires) answers 200."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"sekmet exited with {process.returncode}:\n{self._tail()}")
-            try:
-                if httpx.get(f"{self.base}/metadata", timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"sekmet did not answer in {START_TIMEOUT_S} s:\n{self._tail()}")
-
-    def _tail(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")[-12000:]
+        argv = [str(SEKMET), "serve", "--config", str(self._settings)]
+        ready = f"{self.base}/metadata"
+        return launch(
+            "sekmet", argv, self.folder, log=self.log, ready=ready, timeout=START_TIMEOUT_S
+        )
 
     def restart(self) -> None:
         """Stopped and started again with the current settings, same port and data."""

@@ -75,12 +75,12 @@ import orjson
 
 from ..convert import ConvertOptions, OutputFormat, convert_vcf
 from ..decision import decide_bundle
-from ..disclosure import Disclosure, audited, disclosure_request, report_decision
+from ..disclosure import Disclosure, audited, report_decision
 from ..errors import AdapterError, InputError, OptionsError, OutboxError, ServerUnavailable
 from ..fhir.codes import instant
 from ..metrics import Metrics
 from ..model import PatientRef, Sex
-from ..policy import consent_from_dict, load_policy
+from ..policy import load_policy
 from ..policy.rules import Retraction
 from .client import FhirClient, client_for
 from .config import ServerConfig
@@ -99,7 +99,7 @@ from .notifications import (
     receive_rest_hook,
 )
 from .outbox import InboundNotification, Job, JobState, Outbox, Registration, patient_key
-from .worker import job_keys
+from .worker import job_disclosure, job_keys
 
 __all__ = ["Inbound", "Received", "Retracted"]
 
@@ -264,28 +264,14 @@ class Inbound:
     ) -> tuple[Disclosure, Sex]:
         """The job's disclosure request decided now with ``consents`` (the server's) beside
         those stored with the job, as the :class:`~adapter.sync.worker.Sender` decides."""
-        request = job.request
-        named = _named_patient(orjson.loads(job.bundle))
-        stored = [
-            consent_from_dict(c, source=f"job {job.id}: consents[{i}]")
-            for i, c in enumerate(request.get("consents", []))
-        ]
-        found = [
-            consent_from_dict({**c, "patient": named}, source=f"Consent/{c.get('id')}")
-            for c in consents
-        ]
-        disclosure = disclosure_request(
-            stored + found,
-            purpose=request.get("purpose"),
+        return job_disclosure(
+            job,
+            consents,
+            _named_patient(orjson.loads(job.bundle)),
             at=self._now(),
             policy=self._policy,
-            indication=request.get("indication", []),
-            birth_date=request.get("birth_date"),
-            recipient=request.get("recipient"),
-            break_glass=bool(request.get("break_glass")),
             audit_log=self._audit_log if audit else None,
         )
-        return disclosure, Sex(request.get("sex", Sex.UNKNOWN.value))
 
     def retracts(self) -> bool:
         return load_policy(self._policy).retraction.action is Retraction.ENTERED_IN_ERROR

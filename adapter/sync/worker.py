@@ -29,7 +29,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -39,7 +39,7 @@ import httpx
 import orjson
 
 from ..decision import decide_bundle
-from ..disclosure import disclosure_request
+from ..disclosure import Disclosure, disclosure_request
 from ..errors import (
     DisclosureDenied,
     OptionsError,
@@ -56,7 +56,7 @@ from .config import ServerConfig
 from .outbox import Job, JobSummary, Outbox, patient_key
 from .push import Progress, push_bundle, resolve_patient
 
-__all__ = ["Sender", "job_keys", "send_request"]
+__all__ = ["Sender", "job_disclosure", "job_keys", "send_request"]
 
 Resource = dict[str, Any]
 JOB_BACKOFF_S: Final = 30.0
@@ -106,6 +106,42 @@ def job_keys(bundle: Resource) -> tuple[str, str]:
         system, _, value = unquote(subject.removeprefix(_PATIENT_QUERY)).partition("|")
         return report, patient_key(system, value)
     return report, patient_key("", subject)
+
+
+def job_disclosure(
+    job: Job,
+    found: Iterable[Resource],
+    named: Resource,
+    *,
+    at: datetime,
+    policy: Path | None,
+    audit_log: Path | None,
+    patient: Mapping[str, Any] | None = None,
+) -> tuple[Disclosure, Sex]:
+    """The job's stored request decided at ``at``: its own Consents beside those ``found`` on
+    the server (renamed to the patient as the Bundle ``named`` them, since they were found by
+    the server's Patient id), with the server's ``patient`` birth date and gender where the
+    request has none."""
+    request, known = job.request, patient or {}
+    consents = [
+        consent_from_dict(c, source=f"job {job.id}: consents[{i}]")
+        for i, c in enumerate(request.get("consents", []))
+    ] + [consent_from_dict({**c, "patient": named}, source=f"Consent/{c.get('id')}") for c in found]
+    disclosure = disclosure_request(
+        consents,
+        purpose=request.get("purpose"),
+        at=at,
+        policy=policy,
+        indication=request.get("indication", []),
+        birth_date=request.get("birth_date") or known.get("birth_date"),
+        recipient=request.get("recipient"),
+        break_glass=bool(request.get("break_glass")),
+        audit_log=audit_log,
+    )
+    sex = Sex(request.get("sex", Sex.UNKNOWN.value))
+    if sex is Sex.UNKNOWN and known.get("gender") in {Sex.MALE.value, Sex.FEMALE.value}:
+        sex = Sex(known["gender"])
+    return disclosure, sex
 
 
 class Sender:
@@ -198,29 +234,16 @@ class Sender:
         self, client: FhirClient, bundle: Resource, patient: Resource, job: Job
     ) -> Resource:
         """The Bundle the policy lets go now; DisclosureDenied when it lets nothing go."""
-        request = job.request
         found = await client.search("Consent", {"patient": patient["reference"]})
-        consents = [
-            consent_from_dict(c, source=f"job {job.id}: consents[{i}]")
-            for i, c in enumerate(request.get("consents", []))
-        ] + [
-            consent_from_dict({**c, "patient": patient["named"]}, source=f"Consent/{c.get('id')}")
-            for c in found
-        ]
-        disclosure = disclosure_request(
-            consents,
-            purpose=request.get("purpose"),
+        disclosure, sex = job_disclosure(
+            job,
+            found,
+            patient["named"],
             at=self._now(),
             policy=self._policy,
-            indication=request.get("indication", []),
-            birth_date=request.get("birth_date") or patient.get("birth_date"),
-            recipient=request.get("recipient"),
-            break_glass=bool(request.get("break_glass")),
             audit_log=self._audit_log,
+            patient=patient,
         )
-        sex = Sex(request.get("sex", Sex.UNKNOWN.value))
-        if sex is Sex.UNKNOWN and patient.get("gender") in {Sex.MALE.value, Sex.FEMALE.value}:
-            sex = Sex(patient["gender"])
         result = await asyncio.to_thread(decide_bundle, bundle, disclosure, sex=sex)
         if result.bundle is None:
             reasons = "; ".join(r.text for r in result.decision.reasons)
