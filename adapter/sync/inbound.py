@@ -59,9 +59,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
-import os
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -98,7 +96,15 @@ from .notifications import (
     receive_notification,
     receive_rest_hook,
 )
-from .outbox import InboundNotification, Job, JobState, Outbox, Registration, patient_key
+from .outbox import (
+    InboundNotification,
+    Job,
+    JobState,
+    Outbox,
+    Registration,
+    patient_key,
+    worker_id,
+)
 from .worker import job_disclosure, job_keys
 
 __all__ = ["Inbound", "Received", "Retracted"]
@@ -167,7 +173,7 @@ class Inbound:
         self._metrics = metrics or Metrics()
         self._transports = transports or {}
         self._now = now
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = worker_id()
         self.retracted: list[Retracted] = []
 
     # --- receiving -------------------------------------------------------------------------

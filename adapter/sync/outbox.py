@@ -52,6 +52,7 @@ import builtins
 import hashlib
 import json
 import os
+import socket
 import sqlite3
 import threading
 import uuid
@@ -187,6 +188,12 @@ class InboundNotification:
     work: dict[str, Any] | None
     attempts: int
     lease_owner: str | None
+
+
+def worker_id() -> str:
+    """A lease owner's name: the host and process (for operators), and a random part (two
+    workers in one process never share a lease)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def patient_key(system: str, value: str) -> str:

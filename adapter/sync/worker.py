@@ -25,10 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import random
-import socket
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,7 +50,7 @@ from ..model import Sex
 from ..policy import consent_from_dict
 from .client import FhirClient, client_for
 from .config import ServerConfig
-from .outbox import Job, JobSummary, Outbox, patient_key
+from .outbox import Job, JobSummary, Outbox, patient_key, worker_id
 from .push import Progress, push_bundle, resolve_patient
 
 __all__ = ["Sender", "job_disclosure", "job_keys", "send_request"]
@@ -164,7 +161,7 @@ class Sender:
         self._lease_s, self._now = lease_s, now
         self._metrics = metrics or Metrics()
         self._transports = transports or {}
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = worker_id()
 
     async def drain(self) -> list[JobSummary]:
         """Every job due now, one after another; what became of each."""
