@@ -18,6 +18,7 @@ from sekmet_server import Sekmet
 
 from adapter.access import AUDIENCE_ENV, JWKS_ENV, SCOPES, Access
 from adapter.convert import ConvertOptions, OutputFormat, convert_vcf
+from adapter.disclosure import AUDIT_LOG_ENV
 from adapter.model import PatientRef
 from adapter.service import create_app
 from adapter.sync.config import BearerAuth, ServerConfig
@@ -80,9 +81,13 @@ def test_metrics_count_jobs_by_state(served: tuple[str, str]) -> None:
     assert "fhir_genomics_job_retries_total 0" in lines
 
 
-def test_the_service_sends_due_jobs_by_itself(sekmet: Sekmet, tmp_path: Path) -> None:
+def test_the_service_sends_due_jobs_by_itself(
+    sekmet: Sekmet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``serve --sync-every``: a report queued in the outbox reaches the server without any
-    other command, and the job is shown as sent."""
+    other command, and the job is shown as sent, its decision in the deployment's audit log."""
+    audit = tmp_path / "audit.ndjson"
+    monkeypatch.setenv(AUDIT_LOG_ENV, str(audit))
     value = f"SELF-{uuid.uuid4()}"
     opened = {"Authorization": f"Bearer {sekmet.bearer_token}"}
     patient = {"resourceType": "Patient", "identifier": [{"system": MRN_SYSTEM, "value": value}]}
@@ -112,6 +117,7 @@ def test_the_service_sends_due_jobs_by_itself(sekmet: Sekmet, tmp_path: Path) ->
         metrics = _get(base, "/metrics", SCOPES["metrics"]).text
     assert 'fhir_genomics_sent_resources_total{server="sekmet"}' in metrics
     assert 'fhir_genomics_jobs{state="sent"} 1' in metrics.splitlines()
+    assert '"outcome":"0"' in audit.read_text()  # the send's decision, permitted
 
 
 def _job(base: str, job_id: str) -> dict[str, object]:
