@@ -384,7 +384,8 @@ def test_a_server_answering_503_gets_the_job_again_when_the_outbox_says_it_is_du
 
 
 def _bundle_posts(proxy: FaultProxy) -> int:
-    return sum(1 for e in proxy.exchanges if e.method == "POST")
+    """Transactions sent: POSTs to the base, not searches (``_search``, POSTed too)."""
+    return sum(1 for e in proxy.exchanges if e.method == "POST" and "_search" not in e.target)
 
 
 def _pending_with(outbox: Outbox, job: Job, progress: dict[str, Any], clock: Clock) -> None:
