@@ -199,6 +199,35 @@ def hapi_errors(fhir: httpx.Client, resource: Resource) -> list[str]:
     ]
 
 
+def r4_topic(url: str, resource: str, filter_parameter: str | None = None) -> dict[str, Any]:
+    """An R4 SubscriptionTopic as the Backport IG writes it and HAPI reads topics: a Basic with
+    R5/R4B extensions, triggered by creates and updates of ``resource``, filterable by
+    ``filter_parameter`` when given. https://hl7.org/fhir/uv/subscriptions-backport/"""
+    r5 = "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic."
+    r4b = "http://hl7.org/fhir/4.3/StructureDefinition/extension-SubscriptionTopic."
+    trigger = [{"url": "resource", "valueUri": resource}] + [
+        {"url": "supportedInteraction", "valueString": i} for i in ("create", "update")
+    ]
+    extensions = [
+        {"url": f"{r5}url", "valueUri": url},
+        {"url": f"{r4b}resourceTrigger", "extension": trigger},
+    ]
+    if filter_parameter is not None:
+        filter_by = [
+            {"url": "resource", "valueUri": resource},
+            {"url": "filterParameter", "valueString": filter_parameter},
+        ]
+        extensions.append({"url": f"{r4b}canFilterBy", "extension": filter_by})
+    return {
+        "resourceType": "Basic",
+        "code": {
+            "coding": [{"system": "http://hl7.org/fhir/fhir-types", "code": "SubscriptionTopic"}]
+        },
+        "modifierExtension": [{"url": f"{r5}status", "valueString": "active"}],
+        "extension": extensions,
+    }
+
+
 # --- the official validator -------------------------------------------------------------------
 
 VALIDATOR = SERVERS / "validator"

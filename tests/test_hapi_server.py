@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from fhir_servers import FHIR_JSON, Hapi, hapi_errors
+from fhir_servers import FHIR_JSON, Hapi, hapi_errors, r4_topic
 
 from adapter.convert import ConvertOptions, OutputFormat, convert_vcf
 from adapter.model import PatientRef, Sex
@@ -376,31 +376,6 @@ def test_rest_hook_subscription_delivers_new_variant_observation(
     assert payload["subject"]["reference"] == f"Patient/{patient_id}"
 
 
-def _r4_topic(url: str) -> dict[str, Any]:
-    """An R4 SubscriptionTopic as the Backport IG writes it: a Basic with R5/R4B extensions."""
-    r5 = "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic."
-    r4b = "http://hl7.org/fhir/4.3/StructureDefinition/extension-SubscriptionTopic."
-    trigger = [{"url": "resource", "valueUri": "Observation"}] + [
-        {"url": "supportedInteraction", "valueString": i} for i in ("create", "update")
-    ]
-    filter_by = [
-        {"url": "resource", "valueUri": "Observation"},
-        {"url": "filterParameter", "valueString": "code"},
-    ]
-    return {
-        "resourceType": "Basic",
-        "code": {
-            "coding": [{"system": "http://hl7.org/fhir/fhir-types", "code": "SubscriptionTopic"}]
-        },
-        "modifierExtension": [{"url": f"{r5}status", "valueString": "active"}],
-        "extension": [
-            {"url": f"{r5}url", "valueUri": url},
-            {"url": f"{r4b}resourceTrigger", "extension": trigger},
-            {"url": f"{r4b}canFilterBy", "extension": filter_by},
-        ],
-    }
-
-
 def _topic_notification(
     fhir: httpx.Client, receiver: _Notifications, patient_id: str, topic_written: float
 ) -> dict[str, Any]:
@@ -427,7 +402,7 @@ def test_backport_topic_subscription_delivers_a_notification_bundle(
     https://hl7.org/fhir/uv/subscriptions-backport/"""
     patient_id, _ = _patient(fhir)
     topic = f"http://example.org/fhir/SubscriptionTopic/variants-{uuid.uuid4().hex[:8]}"
-    _json(fhir.post("/Basic", json=_r4_topic(topic)), 201)
+    _json(fhir.post("/Basic", json=r4_topic(topic, "Observation", "code")), 201)
     topic_written = time.monotonic()
     subscription_id = _subscribe(
         fhir,

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from fhir_servers import Hapi
+from fhir_servers import Hapi, r4_topic
 
 from adapter.cli_sync import add_subscribe
 from adapter.errors import OptionsError
@@ -92,7 +92,7 @@ def test_a_topic_subscription_is_registered_as_the_backport_profile(
     hapi: Hapi, fhir: httpx.Client, tmp_path: Path
 ) -> None:
     topic = f"http://example.org/fhir/SubscriptionTopic/files-{tmp_path.name}"
-    assert fhir.post("/Basic", json=_r4_topic(topic)).status_code == 201
+    assert fhir.post("/Basic", json=r4_topic(topic, "DocumentReference")).status_code == 201
     config = ServerConfig("hapi", hapi.base, NoAuth())
 
     async def run() -> list[Any]:
@@ -122,27 +122,6 @@ def test_a_topic_subscription_is_registered_as_the_backport_profile(
     finally:
         for registration in registered:
             fhir.delete(f"/Subscription/{registration.subscription_id}")
-
-
-def _r4_topic(url: str) -> dict[str, Any]:
-    """An R4 SubscriptionTopic on DocumentReference as the Backport IG writes it (a Basic
-    with R5/R4B extensions), as HAPI reads topics."""
-    r5 = "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic."
-    r4b = "http://hl7.org/fhir/4.3/StructureDefinition/extension-SubscriptionTopic."
-    trigger = [{"url": "resource", "valueUri": "DocumentReference"}] + [
-        {"url": "supportedInteraction", "valueString": i} for i in ("create", "update")
-    ]
-    return {
-        "resourceType": "Basic",
-        "code": {
-            "coding": [{"system": "http://hl7.org/fhir/fhir-types", "code": "SubscriptionTopic"}]
-        },
-        "modifierExtension": [{"url": f"{r5}status", "valueString": "active"}],
-        "extension": [
-            {"url": f"{r5}url", "valueUri": url},
-            {"url": f"{r4b}resourceTrigger", "extension": trigger},
-        ],
-    }
 
 
 def test_backport_support_is_read_from_the_capability_statement() -> None:
