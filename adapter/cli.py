@@ -1,7 +1,8 @@
 """The ``fhir-genomics`` command: a thin shell over the library.
 
 Exit codes: 0 success, 2 bad options, 3 bad input, 4 validation failed, 5 FHIR package
-problem, 6 output not written, 7 disclosure denied by the policy, 1 any other adapter error.
+problem, 6 output not written, 7 disclosure denied by the policy, 8 a FHIR server did not take
+what was sent, 9 the outbox cannot be used, 10 no valid bearer token, 1 any other adapter error.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from .cli_reports import add_convert_report, add_ingest, add_mllp
 from .cli_sync import add_keys, add_outbox, add_subscribe, add_sync
 from .convert import (
     ConvertOptions,
@@ -75,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     add_outbox(sub)
     add_keys(sub)
     add_subscribe(sub)
+    add_convert_report(sub)
+    add_ingest(sub)
+    add_mllp(sub)
     return parser
 
 

@@ -13,6 +13,10 @@ Every failure a user can cause or act on is an :class:`AdapterError`::
     │   │   └── UnknownContigError
     │   ├── RegionError       bad --region or BED file
     │   ├── GenomeBuildError  build unknown, or contradicting the header
+    │   ├── UnsupportedMedia  a request body of a media type the endpoint does not take
+    │   ├── ReportError       a lab report (HL7 v2 message, Phenopacket) cannot be read
+    │   │   ├── MessageError      an HL7 v2 message: segment, field and ACK code named
+    │   │   └── PhenopacketError  a Phenopacket: the JSON path named
     │   └── PolicyError       a policy input cannot be used (nothing is disclosed on it)
     │       ├── ConsentError      a Consent malformed, unsupported or for another patient
     │       └── PolicyFileError   the policy file has an unknown key or a bad value
@@ -51,21 +55,25 @@ __all__ = [
     "InputError",
     "InsufficientScope",
     "MalformedRecordError",
+    "MessageError",
     "NotAVcfError",
     "OptionsError",
     "OutboxError",
     "OutputError",
     "PackageError",
     "PatientNotResolved",
+    "PhenopacketError",
     "PolicyError",
     "PolicyFileError",
     "RegionError",
+    "ReportError",
     "ServerRejected",
     "ServerUnavailable",
     "SyncError",
     "TruncatedInputError",
     "UnknownContigError",
     "UnknownSampleError",
+    "UnsupportedMedia",
     "ValidationFailed",
     "ValidationIssue",
     "VcfError",
@@ -185,6 +193,55 @@ class RegionError(InputError):
 
 class GenomeBuildError(InputError):
     """The genome build cannot be determined or contradicts the header."""
+
+
+class UnsupportedMedia(InputError):
+    """The request body is of a media type the endpoint does not take."""
+
+    http_status = 415
+    issue_code = "not-supported"
+
+
+class ReportError(InputError):
+    """A lab report cannot be read into the model: nothing of it is converted or queued."""
+
+
+class MessageError(ReportError):
+    """An HL7 v2 message that cannot be taken. ``field`` names the place as HL7 writes it
+    (``OBX-3``, ``MSH-9``); ``segment_index`` is the ERL-2 segment sequence (the
+    segment's 1-based occurrence among the message's segments of its type: the 3rd OBX is
+    3), ``field_position`` the field's 1-based sequence, for the ERR segment (ERR-2).
+    ``ack_code`` is what an acknowledgement answers: ``AR`` (reject: the message itself is
+    unusable, e.g. missing MSH, wrong type, broken encoding characters) or ``AE`` (error:
+    its content is wrong). ``condition`` is HL7 table 0357's message error condition code
+    (ERR-3), e.g. ``101`` required field missing, ``103`` table value not found, ``200``
+    unsupported message type."""
+
+    issue_code = "structure"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ack_code: str,
+        condition: str,
+        source: str | None = None,
+        field: str | None = None,
+        segment_index: int | None = None,
+        field_position: int | None = None,
+    ) -> None:
+        self.ack_code = ack_code
+        self.condition = condition
+        self.segment_index = segment_index
+        self.field_position = field_position
+        super().__init__(message, source=source, field=field)
+
+
+class PhenopacketError(ReportError):
+    """A Phenopacket that is not valid JSON, not a v2 Phenopacket, or lacks what a report
+    needs; ``field`` is the JSON path (``interpretations[0].diagnosis``)."""
+
+    issue_code = "structure"
 
 
 class PolicyError(InputError):

@@ -410,3 +410,125 @@ class Finding:
     kind: FindingKind
     sentence: str
     about: tuple[str, ...]
+
+
+# ---- lab reports: HL7 v2 ORU^R01 messages and GA4GH Phenopackets ---------------------------
+
+__all__ += [
+    "CodedTerm",
+    "LabReport",
+    "ReportStatus",
+    "ReportedClassification",
+    "ReportedVariant",
+    "VariantAssessment",
+    "VariantInheritance",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CodedTerm:
+    """A code as a report gives it, its system already a FHIR system URI (HPO, MONDO, OMIM,
+    HGNC, LOINC, ClinVar, ...; see ``mappings/terminologies.csv``)."""
+
+    system: str | None  # None: text only (the report names no code system the adapter knows)
+    code: str | None
+    display: str | None = None
+
+
+class ReportStatus(StrEnum):
+    """A report's status, as DiagnosticReport.status states it (HL7 v2 OBR-25 mapped)."""
+
+    REGISTERED = "registered"
+    PARTIAL = "partial"
+    PRELIMINARY = "preliminary"
+    FINAL = "final"
+    CORRECTED = "corrected"
+    CANCELLED = "cancelled"
+
+
+class VariantAssessment(StrEnum):
+    """Whether the variant was found: the value of the Variant Observation (LOINC 69548-6,
+    answer list LL1971-2)."""
+
+    PRESENT = "present"
+    ABSENT = "absent"
+    NO_CALL = "no-call"
+    INDETERMINATE = "indeterminate"
+
+
+class VariantInheritance(StrEnum):
+    """Where a germline variant came from, as trio or parental testing showed."""
+
+    DE_NOVO = "de novo"
+    MATERNAL = "maternal"
+    PATERNAL = "paternal"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedClassification:
+    """A variant's clinical significance as the report states it, for its conditions."""
+
+    text: str  # as the report wrote it
+    tier: ClinicalSignificance | None = None  # None: none of the five ACMG/AMP tiers
+    answer_code: str | None = None  # LOINC LA code of the tier
+    conditions: tuple[CodedTerm, ...] = ()  # associated phenotypes / diseases
+    evidence: str | None = None  # e.g. the ACMG/AMP criteria met
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedVariant:
+    """One variant as a lab report states it: by its HGVS names, with VCF-style coordinates
+    only when the report gives them (a VCF record, or a position and alleles)."""
+
+    key: str  # unique and stable within the report: OBX-4 sub-ID, variation descriptor id
+    assessment: VariantAssessment = VariantAssessment.PRESENT
+    consequence: TranscriptConsequence | None = None  # gene, transcript, c. and p. HGVS
+    genomic_hgvs: str | None = None  # g.HGVS on a genomic reference sequence, as written
+    display_name: str | None = None  # the lab's name for it (LOINC 47998-0)
+    change_type: CodedTerm | None = None  # DNA change type, a Sequence Ontology term
+    cytogenetic_location: str | None = None  # e.g. "17q21.31" (LOINC 48001-2)
+    call: VariantCall | None = None  # coordinates and sample facts, when given
+    zygosity: Zygosity | None = None
+    source_class: GenomicSourceClass | None = None  # None: the report's
+    allele_frequency: float | None = None  # in the sample
+    allele_depth: int | None = None  # reads supporting the allele
+    variation_codes: tuple[CodedTerm, ...] = ()  # ClinVar, dbSNP, COSMIC ids
+    classification: ReportedClassification | None = None
+    inheritance: VariantInheritance | None = None
+    actionable: bool = False  # the report calls it therapeutically actionable
+    therapies: tuple[CodedTerm, ...] = ()  # the treatments it is actionable for
+    status: ReportStatus | None = None  # None: the report's
+    notes: tuple[str, ...] = ()
+    where: str | None = None  # its place in the input, for messages (e.g. "OBX-4 1.a")
+
+
+@dataclass(frozen=True, slots=True)
+class LabReport:
+    """One lab report, read from an HL7 v2 ORU^R01 message or a GA4GH Phenopacket: who it
+    is about, the order it answers, and what was found. Business identifiers of every
+    resource made from it derive from ``report_key``, so a corrected report updates the
+    resources of the original instead of adding to them."""
+
+    source_format: str  # e.g. "HL7 v2.5.1 ORU^R01", "GA4GH Phenopacket 2.0"
+    report_key: str  # stable across corrections: the filler order number, the packet's id
+    patient: PatientRef
+    status: ReportStatus = ReportStatus.FINAL
+    code: CodedTerm | None = None  # the test, e.g. LOINC 81247-9 (OBR-4)
+    build: GenomeBuild | None = None
+    source_class: GenomicSourceClass = GenomicSourceClass.GERMLINE
+    sex: Sex = Sex.UNKNOWN
+    birth_date: date | None = None
+    placer_order: tuple[str, str] | None = None  # (system, value), OBR-2 / ORC-2
+    filler_order: tuple[str, str] | None = None  # (system, value), OBR-3 / ORC-3
+    specimen: tuple[str, str] | None = None  # (system, value), SPM-2
+    specimen_type: CodedTerm | None = None  # SPM-4
+    collected: datetime | None = None  # OBR-7 / SPM-17
+    issued: datetime | None = None  # OBR-22
+    performer: str | None = None  # the lab's name
+    conclusion: str | None = None  # the interpretation text
+    notes: tuple[str, ...] = ()  # NTE segments, the packet's description
+    diagnoses: tuple[CodedTerm, ...] = ()  # diseases diagnosed or assessed
+    phenotypes: tuple[CodedTerm, ...] = ()  # phenotypic features observed
+    excluded_phenotypes: tuple[CodedTerm, ...] = ()  # looked for and not observed
+    variants: tuple[ReportedVariant, ...] = ()
+    message_id: str | None = None  # MSH-10: what an ACK answers

@@ -7,6 +7,7 @@ variable ``FHIR_GENOMICS_DATA`` points at another folder that holds both.
 
 from __future__ import annotations
 
+import csv
 import os
 import sys
 from functools import cache
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from .errors import PackageError
 
-__all__ = ["data_dir"]
+__all__ = ["data_dir", "mapping_rows"]
 
 _SHARE = Path("share") / "fhir-genomics-adapter"
 
@@ -34,3 +35,13 @@ def data_dir(name: str) -> Path:
         f"data folder {name!r} not found (looked in {', '.join(map(str, candidates))}); "
         "set FHIR_GENOMICS_DATA to the folder holding mappings/ and profiles/"
     )
+
+
+def mapping_rows(name: str) -> list[dict[str, str]]:
+    """Rows of the ``mappings/`` CSV ``name``, its ``#`` comment lines (sources) skipped."""
+    path = data_dir("mappings") / name
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            return list(csv.DictReader(line for line in f if not line.startswith("#")))
+    except OSError as e:
+        raise PackageError(f"cannot read code table {path}: {e}") from e

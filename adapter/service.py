@@ -36,7 +36,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Final, NoReturn, TypeVar
@@ -62,14 +62,30 @@ from .convert import (
 )
 from .decision import decide_bundle, decision_json
 from .disclosure import Disclosure, deployment_audit_log, disclosure_request
-from .errors import AccessError, AdapterError, InputError, InsufficientScope, OptionsError
+from .errors import (
+    AccessError,
+    AdapterError,
+    InputError,
+    InsufficientScope,
+    OptionsError,
+    UnsupportedMedia,
+)
+from .intake import (
+    AUTHORITIES_ENV,
+    SENDER_ZONE_ENV,
+    SUBJECT_SYSTEM_ENV,
+    Reading,
+    parse_authorities,
+    parse_zone,
+)
 from .metrics import Labels, Metrics
-from .model import GenomeBuild, GenomicSourceClass, Sex
+from .model import GenomeBuild, GenomicSourceClass, LabReport, Sex
 from .policy import consent_from_dict, read_consent
 from .regions import parse_region
+from .reports import ReportOptions, convert_report
 from .sync.config import ServerConfig, configured_servers
 from .sync.inbound import Inbound
-from .sync.outbox import DEFAULT_OUTBOX, OUTBOX_ENV, Outbox, open_outbox
+from .sync.outbox import DEFAULT_OUTBOX, OUTBOX_ENV, Outbox, open_outbox, outbox_exists
 from .sync.worker import Sender
 
 __all__ = ["create_app"]
@@ -91,8 +107,12 @@ KEY_ENV = "FHIR_GENOMICS_PSEUDONYM_KEY_FILE"
 _MAX_FILES = len(UPLOAD_PARTS) + 15  # up to 16 Consents
 #: the largest notification body taken (a DocumentReference may carry its VCF inline)
 MAX_NOTIFICATION_BYTES: Final = 256 << 20
+#: the largest lab report taken (an HL7 v2 message, a Phenopacket)
+MAX_REPORT_BYTES: Final = 16 << 20
 #: how long a notification's background task waits for a gap's recovery to fall due
 RECOVERY_WAIT_S: Final = 15.0
+#: how often, without ``sync_every_s``, notifications left over are looked for
+NOTIFICATIONS_EVERY_S: Final = 30.0
 
 
 def create_app(
@@ -100,20 +120,24 @@ def create_app(
     outbox_url: str | None = None,
     servers: Mapping[str, ServerConfig] | None = None,
     sync_every_s: float | None = None,
+    notifications_every_s: float = NOTIFICATIONS_EVERY_S,
 ) -> FastAPI:
     """A new application; the CLI's ``serve`` and the tests both start from here. ``access``
     defaults to the deployment's keys (:meth:`Access.from_env`), the outbox to
     ``$FHIR_GENOMICS_OUTBOX`` (opened at its first use), the servers notifications come from
-    to ``$FHIR_GENOMICS_SERVERS`` (read at the first notification). With ``sync_every_s`` the
-    service also works off, that often, the notifications left over (say, from before a
-    restart) and every job due in the outbox."""
+    to ``$FHIR_GENOMICS_SERVERS`` (read at the first notification). Notifications left over
+    (recorded before a restart, or due for a retry) are worked off from start-up on, every
+    ``notifications_every_s`` where the outbox has Subscriptions; with ``sync_every_s`` the
+    service works them off that often instead, and also sends every job due."""
     access = access or Access.from_env()
     jobs = _Jobs(outbox_url or os.environ.get(OUTBOX_ENV) or DEFAULT_OUTBOX, servers)
     app = FastAPI(
         title="FHIR Genomics adapter",
         version=__version__,
         description="VCF to HL7 FHIR Genomics Reporting IG STU3 (FHIR R4).",
-        lifespan=_sending(jobs, sync_every_s) if sync_every_s else None,
+        lifespan=_background(
+            jobs.cycle if sync_every_s else jobs.sweep, sync_every_s or notifications_every_s
+        ),
     )
     app.add_exception_handler(AdapterError, _adapter_error)
     app.add_exception_handler(RequestValidationError, _request_error)
@@ -134,6 +158,17 @@ def create_app(
             415: {},
             422: {},
         },
+    )
+    app.add_api_route(
+        "/v1/reports",
+        _reports,
+        methods=["POST"],
+        dependencies=[_guard(access, "convert")],
+        summary="Convert a lab report: an HL7 v2 ORU^R01 message (application/hl7-v2) or a "
+        "GA4GH Phenopacket (application/json); query: purpose (required), format, indication, "
+        "recipient, birth_date, break_glass, decided_at, subject_system",
+        response_class=Response,
+        responses={200: {"content": {FHIR_JSON: {}}}, 403: {}, 415: {}, 422: {}},
     )
     app.add_api_route(
         "/v1/consent/decide",
@@ -217,6 +252,15 @@ class _Jobs:
             )
         return self._inbound
 
+    async def sweep(self) -> None:
+        """Leftover notifications worked off, where this deployment has Subscriptions: an
+        outbox not created yet is not created by looking."""
+        if self._outbox is None and not outbox_exists(self._url):
+            return
+        if await run_in_threadpool(self._open().registrations):
+            inbound = await run_in_threadpool(self._receiver)
+            await inbound.drain()
+
     async def cycle(self) -> None:
         """Leftover notifications worked off, then every job due sent."""
         inbound = await run_in_threadpool(self._receiver)
@@ -273,16 +317,25 @@ class _Jobs:
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-async def _body(request: Request) -> bytes:
-    """The request body, refused past :data:`MAX_NOTIFICATION_BYTES`."""
+_NOTIFICATION_TOO_LARGE: Final = (
+    f"the notification is over {MAX_NOTIFICATION_BYTES} bytes: have the server send the file "
+    "as a url (Binary) rather than inline data"
+)
+_REPORT_TOO_LARGE: Final = (
+    f"the report is over {MAX_REPORT_BYTES} bytes: a lab report's message or Phenopacket is "
+    "far smaller; send a VCF to /v1/convert"
+)
+
+
+async def _body(
+    request: Request, limit: int = MAX_NOTIFICATION_BYTES, too_large: str = _NOTIFICATION_TOO_LARGE
+) -> bytes:
+    """The request body, refused past ``limit`` bytes with ``too_large``."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_NOTIFICATION_BYTES:
-            raise InputError(
-                f"the notification is over {MAX_NOTIFICATION_BYTES} bytes: have the server send "
-                "the file as a url (Binary) rather than inline data"
-            )
+        if size > limit:
+            raise InputError(too_large)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -291,22 +344,24 @@ def _deployment_policy() -> Path | None:
     return Path(path) if (path := os.environ.get(POLICY_ENV)) else None
 
 
-def _sending(jobs: _Jobs, every_s: float) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """The service's own sync worker, for its lifetime: one cycle every ``every_s`` seconds;
-    a failed cycle is logged (by its type: messages are PHI-free, but a log is kept short)
-    and the next one tries again."""
+def _background(
+    work: Callable[[], Awaitable[None]], every_s: float
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The service's own worker, for its lifetime: ``work`` at start-up, then every
+    ``every_s`` seconds; a failed round is logged (messages are PHI-free) and the next one
+    tries again."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        async def keep_sending() -> None:
+        async def keep_working() -> None:
             while True:
                 try:
-                    await jobs.cycle()
+                    await work()
                 except Exception as exc:
-                    log.error("a sync cycle failed: %s: %s", type(exc).__name__, exc)
+                    log.error("a background round failed: %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(every_s)
 
-        task = asyncio.create_task(keep_sending())
+        task = asyncio.create_task(keep_working())
         try:
             yield
         finally:
@@ -364,6 +419,78 @@ async def _convert(request: Request) -> Response:
         raise
     media = FHIR_NDJSON if out.is_dir() else FHIR_JSON
     return StreamingResponse(_stream_and_remove(out, workdir), media_type=media)
+
+
+#: HL7 v2 (ER7) over HTTP: the issue's media type, and the HL7 over HTTP specification's
+_HL7V2: Final = frozenset(
+    {"application/hl7-v2", "application/hl7-v2+er7", "x-application/hl7-v2+er7"}
+)
+_REPORT_FIELDS: Final = frozenset(
+    {"purpose", "format", "indication", "recipient", "birth_date", "break_glass",
+     "decided_at", "subject_system"}
+)  # fmt: skip
+
+
+async def _reports(request: Request) -> Response:
+    """A lab report converted under the deployment's policy, as for ``/v1/convert``: its
+    Bundle; a message of several reports (OBR groups) answers a collection Bundle of theirs.
+    The HL7 v2 reader's assigning authorities and a Phenopacket subject's identifier system
+    are the deployment's (``$FHIR_GENOMICS_AUTHORITIES``, ``$FHIR_GENOMICS_SUBJECT_SYSTEM``)."""
+    fields = _grouped(request.query_params.multi_items())
+    if unknown := sorted(set(fields) - _REPORT_FIELDS):
+        raise OptionsError(f"unknown option(s): {', '.join(unknown)}", field=unknown[0])
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await _body(request, MAX_REPORT_BYTES, _REPORT_TOO_LARGE)
+    reports = await run_in_threadpool(_read_reports, media, body, fields)
+    disclosure = disclosure_request(
+        purpose=_single(fields, "purpose"),
+        at=parse_instant(text, "decided_at") if (text := _single(fields, "decided_at")) else None,
+        policy=_deployment_policy(),
+        indication=fields.get("indication", []),
+        birth_date=_single(fields, "birth_date"),
+        recipient=_single(fields, "recipient"),
+        break_glass=_flag(_single(fields, "break_glass"), "break_glass"),
+        audit_log=deployment_audit_log(),
+    )
+    form = _choice(OutputFormat, _single(fields, "format"), "format") or OutputFormat.TRANSACTION
+    if form is OutputFormat.NDJSON:
+        raise OptionsError(
+            "a report is answered as a Bundle: transaction or collection", field="format"
+        )
+    options = ReportOptions(form, validate=True, disclosure=disclosure, input_name="request body")
+    bundles = [await run_in_threadpool(_report_json, r, options) for r in reports]
+    if len(bundles) == 1:
+        return Response(bundles[0], media_type=FHIR_JSON)
+    entries = b",".join(b'{"resource":' + bundle + b"}" for bundle in bundles)
+    wrapped = b'{"resourceType":"Bundle","type":"collection","entry":[' + entries + b"]}"
+    return Response(wrapped, media_type=FHIR_JSON)
+
+
+def _read_reports(
+    media: str, body: bytes, fields: Mapping[str, list[str]]
+) -> tuple[LabReport, ...]:
+    """The body's reports, read as the deployment's environment says."""
+    if media not in _HL7V2 and media not in {"application/json", FHIR_JSON}:
+        raise UnsupportedMedia(
+            "send an HL7 v2 message as application/hl7-v2 or a Phenopacket as application/json "
+            f"(got {media or 'no Content-Type'})"
+        )
+    zone = os.environ.get(SENDER_ZONE_ENV)
+    reading = Reading(
+        authorities=parse_authorities(
+            os.environ.get(AUTHORITIES_ENV, "").replace(",", " ").split()
+        ),
+        sender_zone=parse_zone(zone) if zone else None,
+        subject_system=_single(fields, "subject_system") or os.environ.get(SUBJECT_SYSTEM_ENV),
+    )
+    return reading.read(body, "request body", phenopacket=media not in _HL7V2)[1]
+
+
+def _report_json(report: LabReport, options: ReportOptions) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="fhir-genomics-report-") as folder:
+        out = Path(folder) / "report.json"
+        convert_report(report, out, options)
+        return out.read_bytes()
 
 
 #: the members of a decide request, and their JSON types
@@ -430,6 +557,14 @@ def _not_a(key: str) -> NoReturn:
     raise OptionsError(f"{key} must be {_KIND[_DECIDE[key]]}", field=key)
 
 
+def _single(fields: Mapping[str, list[str]], name: str) -> str | None:
+    """The one value of option ``name``, or None; given twice is an error."""
+    values = fields.get(name, [])
+    if len(values) > 1:
+        raise OptionsError(f"option {name} given {len(values)} times", field=name)
+    return values[0] if values else None
+
+
 def _grouped(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     grouped: dict[str, list[str]] = {}
     for key, value in items:
@@ -465,10 +600,7 @@ def options_from_fields(
         raise OptionsError(f"unknown option(s): {', '.join(unknown)}", field=unknown[0])
 
     def one(name: str) -> str | None:
-        values = fields.get(name, [])
-        if len(values) > 1:
-            raise OptionsError(f"option {name} given {len(values)} times", field=name)
-        return values[0] if values else None
+        return _single(fields, name)
 
     patient = patient_ref(one("patient"), one("patient_identifier"))
     disclosure = disclosure_request(

@@ -27,7 +27,7 @@ import orjson
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
-from fhir_servers import Hapi, hapi_app, npm_tarball  # noqa: E402
+from fhir_servers import HAPI_JVM_THROUGHPUT, Hapi, hapi_app, npm_tarball  # noqa: E402
 from run import generate  # noqa: E402
 from sekmet_server import Sekmet  # noqa: E402
 
@@ -120,7 +120,7 @@ def main() -> None:
                 ig = fetch_all()["hl7.fhir.uv.genomics-reporting"]
                 (folder / "hapi").mkdir()
                 tarball = npm_tarball(ig, folder / "hapi")
-                hapi = Hapi(hapi_app(), tarball, folder / "hapi")
+                hapi = Hapi(hapi_app(), tarball, folder / "hapi", jvm=HAPI_JVM_THROUGHPUT)
                 try:
                     bench_server(name, hapi.base, None, vcf, folder, chunk=args.chunk)
                 finally:

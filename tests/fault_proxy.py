@@ -13,10 +13,13 @@ endpoint for the inbound direction) unless a queued :class:`Fault` matches it fi
 - ``duplicate``: forward twice, answer with the first response (a notification delivered
   twice);
 - ``hold_back``: answer 200 at once, forward after the next request has been forwarded (two
-  notifications out of order).
+  notifications out of order);
+- ``lose``: answer 200, never forward (a notification lost on the way: the sender believes
+  it delivered).
 
-Faults apply, in the order queued, to the next requests they match (``method``, and
-``path`` occurring in the request target), each ``times`` times. Every request is recorded
+Faults apply, in the order queued, to the next requests they match (``method``, ``path``
+occurring in the request target, and ``body`` occurring in the request body), each ``times``
+times. Every request is recorded
 as an :class:`Exchange`. The proxy runs its own event loop in a thread, so sync tests and
 ``asyncio.run`` tests use it alike; standard library and httpx only.
 """
@@ -63,6 +66,7 @@ class FaultKind(StrEnum):
     DROP_AFTER = "drop_after"
     DUPLICATE = "duplicate"
     HOLD_BACK = "hold_back"
+    LOSE = "lose"
 
 
 @dataclass(frozen=True)
@@ -74,10 +78,13 @@ class Fault:
     seconds: float = 0.0  # delay: how long before forwarding
     method: str | None = None  # None: any method
     path: str | None = None  # None: any target; else a substring of the target
+    body: bytes | None = None  # None: any body; else a substring of the body
 
-    def matches(self, method: str, target: str) -> bool:
-        return (self.method is None or self.method == method) and (
-            self.path is None or self.path in target
+    def matches(self, method: str, target: str, body: bytes) -> bool:
+        return (
+            (self.method is None or self.method == method)
+            and (self.path is None or self.path in target)
+            and (self.body is None or self.body in body)
         )
 
 
@@ -219,6 +226,11 @@ class FaultProxy:
     def hold_back(self, method: str | None = None, path: str | None = None) -> FaultProxy:
         return self.inject(Fault(FaultKind.HOLD_BACK, method=method, path=path))
 
+    def lose(
+        self, method: str | None = None, path: str | None = None, body: bytes | None = None
+    ) -> FaultProxy:
+        return self.inject(Fault(FaultKind.LOSE, method=method, path=path, body=body))
+
     @property
     def pending(self) -> int:
         """Fault applications still queued."""
@@ -231,10 +243,10 @@ class FaultProxy:
         with self._lock:
             return list(self._exchanges)
 
-    def _take(self, method: str, target: str) -> Fault | None:
+    def _take(self, request: _Request) -> Fault | None:
         with self._lock:
             for queued in self._faults:
-                if queued.fault.matches(method, target):
+                if queued.fault.matches(request.method, request.target, request.body):
                     queued.times -= 1
                     if queued.times == 0:
                         self._faults.remove(queued)
@@ -274,7 +286,7 @@ class FaultProxy:
 
     async def _answer(self, request: _Request, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False when the connection must close."""
-        fault = self._take(request.method, request.target)
+        fault = self._take(request)
         exchange = Exchange(
             request.method,
             request.target,
@@ -316,6 +328,8 @@ class FaultProxy:
                 return first
             case FaultKind.HOLD_BACK:
                 self._held.append((request, exchange))
+                return _Response(200, [], b"")
+            case FaultKind.LOSE:
                 return _Response(200, [], b"")
 
     async def _release_held(self) -> None:

@@ -94,6 +94,8 @@ HAPI = SERVERS / "hapi"
 HAPI_JAR = HAPI / "target" / "hapi-test-server.jar"
 #: 1 GiB heap; C1 only and the serial collector start HAPI fastest on a 2-core machine
 HAPI_JVM = ("-Xmx1g", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+#: for throughput (the benchmarks): both JIT compilers, a larger heap, the parallel collector
+HAPI_JVM_THROUGHPUT = ("-Xmx4g", "-XX:+UseParallelGC")
 HAPI_START_TIMEOUT_S = 300
 
 
@@ -122,8 +124,8 @@ def hapi_app() -> Path:
 class Hapi:
     """A running server; its data are in ``folder/db``, so a restart keeps them."""
 
-    def __init__(self, app: Path, ig: Path, folder: Path) -> None:
-        self._argv = [_java(), *HAPI_JVM, "-jar", str(app), f"--hapi.packages={ig}"]
+    def __init__(self, app: Path, ig: Path, folder: Path, jvm: tuple[str, ...] = HAPI_JVM) -> None:
+        self._argv = [_java(), *jvm, "-jar", str(app), f"--hapi.packages={ig}"]
         self._argv.append(f"--hapi.db.path={folder / 'db'}")
         self.folder = folder
         self.port = free_port()
@@ -199,20 +201,19 @@ def hapi_errors(fhir: httpx.Client, resource: Resource) -> list[str]:
     ]
 
 
-def r4_topic(url: str, resource: str, filter_parameter: str | None = None) -> dict[str, Any]:
+def r4_topic(url: str, *resources: str, filter_parameter: str | None = None) -> dict[str, Any]:
     """An R4 SubscriptionTopic as the Backport IG writes it and HAPI reads topics: a Basic with
-    R5/R4B extensions, triggered by creates and updates of ``resource``, filterable by
-    ``filter_parameter`` when given. https://hl7.org/fhir/uv/subscriptions-backport/"""
+    R5/R4B extensions, triggered by creates and updates of each of ``resources``, filterable
+    by ``filter_parameter`` when given. https://hl7.org/fhir/uv/subscriptions-backport/"""
     r5 = "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic."
     r4b = "http://hl7.org/fhir/4.3/StructureDefinition/extension-SubscriptionTopic."
-    trigger = [{"url": "resource", "valueUri": resource}] + [
-        {"url": "supportedInteraction", "valueString": i} for i in ("create", "update")
-    ]
-    extensions = [
-        {"url": f"{r5}url", "valueUri": url},
-        {"url": f"{r4b}resourceTrigger", "extension": trigger},
-    ]
-    if filter_parameter is not None:
+    extensions: list[dict[str, Any]] = [{"url": f"{r5}url", "valueUri": url}]
+    for resource in resources:
+        trigger = [{"url": "resource", "valueUri": resource}] + [
+            {"url": "supportedInteraction", "valueString": i} for i in ("create", "update")
+        ]
+        extensions.append({"url": f"{r4b}resourceTrigger", "extension": trigger})
+    for resource in resources if filter_parameter is not None else ():
         filter_by = [
             {"url": "resource", "valueUri": resource},
             {"url": "filterParameter", "valueString": filter_parameter},

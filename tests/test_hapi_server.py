@@ -402,7 +402,7 @@ def test_backport_topic_subscription_delivers_a_notification_bundle(
     https://hl7.org/fhir/uv/subscriptions-backport/"""
     patient_id, _ = _patient(fhir)
     topic = f"http://example.org/fhir/SubscriptionTopic/variants-{uuid.uuid4().hex[:8]}"
-    _json(fhir.post("/Basic", json=r4_topic(topic, "Observation", "code")), 201)
+    _json(fhir.post("/Basic", json=r4_topic(topic, "Observation", filter_parameter="code")), 201)
     topic_written = time.monotonic()
     subscription_id = _subscribe(
         fhir,

@@ -38,7 +38,10 @@ import pytest
 from fhir_servers import FAILING, OfficialIssue, OfficialValidator, hapi_errors, validator_setup
 
 from adapter.convert import ConvertOptions, OutputFormat, convert_vcf
-from adapter.model import PatientRef
+from adapter.model import LabReport, PatientRef
+from adapter.readers.hl7v2 import read_oru
+from adapter.readers.phenopacket import read_phenopacket
+from adapter.reports import ReportOptions, convert_report
 from adapter.validation import Validator
 
 pytestmark = pytest.mark.validator
@@ -70,15 +73,34 @@ OPTIONS = ConvertOptions(
 # -- what the adapter emits ---------------------------------------------------------------
 
 
+#: the example lab reports (HL7 v2 messages, Phenopackets), read with a non-example system
+REPORTS = sorted([*(ROOT / "examples" / "hl7v2").glob("*.hl7"),
+                  *(ROOT / "examples" / "phenopackets").glob("*.json")])  # fmt: skip
+MRN = "https://hospital.test/mrn"
+
+
+def _lab_report(path: Path) -> LabReport:
+    if path.suffix == ".json":
+        return read_phenopacket(path.read_bytes(), source=path.name, subject_system=MRN)
+    (report, *_) = read_oru(path.read_bytes(), source=path.name, authorities={"HOSP": MRN}).reports
+    return report
+
+
 @pytest.fixture(scope="module")
 def emitted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Resource]:
-    """The collection Bundle the adapter writes for each test VCF, by file name."""
+    """The collection Bundle the adapter writes for each test VCF and example lab report,
+    by file name."""
     folder = tmp_path_factory.mktemp("official")
     bundles: dict[str, Resource] = {}
     for name, vcf in VCFS.items():
         out = folder / f"{name}.json"
         convert_vcf(vcf, out, OPTIONS)
         bundles[name] = json.loads(out.read_bytes())
+    for path in REPORTS:
+        out = folder / f"{path.name}.out.json"
+        report = _lab_report(path)
+        convert_report(report, out, ReportOptions(OutputFormat.COLLECTION, validate=True))
+        bundles[path.name] = json.loads(out.read_bytes())
     return bundles
 
 
@@ -92,7 +114,7 @@ def test_official_validator_runs_on_the_pinned_packages(official: OfficialValida
     assert set(official.ready["packages"]) >= {setup["core"], *setup["load"]}
 
 
-@pytest.mark.parametrize("name", sorted(VCFS))
+@pytest.mark.parametrize("name", sorted(VCFS) + [p.name for p in REPORTS])
 def test_adapter_output_has_no_official_error(
     official: OfficialValidator, emitted: dict[str, Resource], name: str
 ) -> None:

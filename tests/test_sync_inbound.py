@@ -16,7 +16,7 @@ import asyncio
 import base64
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +28,7 @@ import pytest
 import yaml
 from api_tokens import AUDIENCE, token, write_jwks
 from fault_proxy import FaultProxy
-from fhir_servers import Hapi
+from fhir_servers import Hapi, r4_topic
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from local_service import serving
@@ -135,7 +135,9 @@ def adapter(
                     fhir.delete(f"/Subscription/{registration.subscription_id}")
 
 
-def _subscribe(adapter: Adapter, fhir: httpx.Client, endpoint: str) -> list[str]:
+def _subscribe(
+    adapter: Adapter, fhir: httpx.Client, endpoint: str, topics: Sequence[str] = ()
+) -> list[str]:
     """``fhir-genomics subscribe`` run as the CLI runs it; the Subscriptions, once active."""
     parser = argparse.ArgumentParser()
     add_subscribe(parser.add_subparsers())
@@ -148,15 +150,17 @@ def _subscribe(adapter: Adapter, fhir: httpx.Client, endpoint: str) -> list[str]
             "--outbox", adapter.outbox_url,
             "--servers", str(adapter.servers_file),
             "--server", "hapi",
+            *[a for topic in topics for a in ("--topic", topic)],
         ]
     )  # fmt: skip
     assert args.run(args) == 0
     with adapter.outbox() as box:
         ids = [r.subscription_id for r in box.registrations()]
-    for subscription_id in ids:
-        _until(
-            lambda s=subscription_id: fhir.get(f"/Subscription/{s}").json()["status"] == "active"
-        )
+
+    def active() -> bool:
+        return all(fhir.get(f"/Subscription/{s}").json()["status"] == "active" for s in ids)
+
+    _until(active)
     return ids
 
 
@@ -367,3 +371,57 @@ def test_withdrawn_secondary_findings_are_entered_in_error_and_primary_ones_stay
     assert {e["subtype"][0]["code"] for e in retractions} == {"update"}
     retracted_ids = {e["entity"][0]["what"]["reference"] for e in retractions}
     assert retracted_ids >= {f"{adapter.config.base_url}/Observation/{v['id']}" for v in listed}
+
+
+# --- 5. topic-based notifications: a lost event found again ------------------------------------
+
+#: HAPI reads R4 topics into its registry on a 10 s refresh (see test_hapi_server)
+TOPIC_REFRESH_S = 20.0
+
+
+def _watermark(adapter: Adapter) -> int:
+    with adapter.outbox() as box:
+        (topic,) = [r for r in box.registrations() if r.topic is not None]
+        return box.ledger().watermark(topic.subscribed.key).number
+
+
+@pytest.mark.hapi
+def test_a_lost_topic_event_is_found_again_by_searching_since_the_last_event_seen(
+    adapter: Adapter, fhir: httpx.Client
+) -> None:
+    """Backport topic-based notifications only: the adapter's R4 rest-hook Subscriptions are
+    removed. The proxy loses the event of a first VCF document; the next event's number shows
+    the gap, and after the recovery wait the adapter searches its criteria since the last
+    event it saw (HAPI has no ``$events``), so both documents become reports on HAPI."""
+    topic = f"http://example.org/fhir/SubscriptionTopic/genomics-{uuid.uuid4().hex[:8]}"
+    body = r4_topic(topic, "DocumentReference", "Consent", filter_parameter="status")
+    assert fhir.post("/Basic", json=body).status_code == 201
+    written = time.monotonic()
+    with FaultProxy(adapter.base) as proxy:
+        _subscribe(adapter, fhir, f"{proxy.url}/v1/notifications", [topic])
+        with adapter.outbox() as box:
+            for registration in box.registrations():
+                if registration.topic is None:
+                    assert fhir.delete(f"/Subscription/{registration.subscription_id}").is_success
+        time.sleep(max(0.0, written + TOPIC_REFRESH_S - time.monotonic()))
+        _, patient = _patient(fhir)
+        # the topic may reach HAPI's registry later under load: a Consent is written until
+        # an event arrives, which sets the mark the recovery searches from
+        deadline = time.monotonic() + WAIT_S
+        while not (seen := _watermark(adapter)):
+            answered = [(e.method, e.status) for e in proxy.exchanges]
+            assert time.monotonic() < deadline, f"no topic event in {WAIT_S} s: {answered}"
+            _consent(fhir, patient)
+            time.sleep(5)
+        proxy.lose(method="POST", body=b'"DocumentReference"')
+        lost = _document(fhir, patient, SNV)
+        _until(lambda: proxy.pending == 0)
+        _document(fhir, patient, SECONDARY)
+        jobs = _until(lambda: len(_jobs(adapter)) == 2 and _jobs(adapter))
+        assert _until(lambda: _watermark(adapter) >= seen + 2)  # the gap is closed
+    (dropped,) = [e for e in proxy.exchanges if e.fault is not None]
+    assert lost.split("/")[1].encode() in dropped.body and dropped.status == 200
+    done = asyncio.run(adapter.sender().drain())
+    assert sorted((s.id, s.state) for s in done) == sorted((j.id, JobState.SENT) for j in jobs)
+    reports = fhir.get("/DiagnosticReport", params={"subject": patient}).json()
+    assert reports["total"] == 2

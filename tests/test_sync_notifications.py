@@ -390,6 +390,14 @@ def _event_part(name: str, value: dict[str, Any]) -> dict[str, Any]:
 EVENT = "Parameters.parameter[notification-event][0].part"
 
 
+def test_regression_hapi_sends_an_event_timestamp_as_a_date() -> None:
+    """HAPI FHIR 8.6 sends notification-event.timestamp as valueDate, which was refused (422,
+    so no topic event reached the adapter): a date is read as the earliest instant it names
+    (its midnight at UTC+14), so a recovery search bounded by it misses nothing."""
+    (only,) = parse_backport(_event_part("timestamp", {"valueDate": "2026-03-02"})).status.events
+    assert only.timestamp == datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
     ("bundle", "field"),
     [

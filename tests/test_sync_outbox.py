@@ -22,7 +22,16 @@ from fhir_servers import free_port
 from postgres_server import new_database
 
 from adapter.errors import OptionsError, OutboxError, ServerRejected, ServerUnavailable
-from adapter.sync.outbox import Job, JobState, JobSummary, Outbox, open_outbox, patient_key
+from adapter.sync.outbox import (
+    DEFAULT_OUTBOX,
+    Job,
+    JobState,
+    JobSummary,
+    Outbox,
+    open_outbox,
+    outbox_exists,
+    patient_key,
+)
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(seconds=60)
@@ -52,7 +61,7 @@ class Clock:
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty outbox's URL on each backend."""
     if request.param == "sqlite":
-        return f"sqlite://{tmp_path}/outbox.db"
+        return f"sqlite:///{tmp_path}/outbox.db"
     return new_database(request.getfixturevalue("postgres_url"))
 
 
@@ -103,6 +112,39 @@ def test_a_report_has_one_open_job_per_server(outbox: Outbox, clock: Clock) -> N
     outbox.cancel(after_sent.id, "replaced")
     assert outbox.enqueue(SERVER, report(1), ANNA, b"{}").id not in {first.id, after_sent.id}
     assert outbox.counts()[JobState.PENDING] == 2  # the registry's and the newest
+
+
+def test_a_corrected_report_replaces_the_bundle_of_its_open_job(
+    outbox: Outbox, clock: Clock
+) -> None:
+    """``replace``: a correction (same report key) arriving before the original was sent
+    takes the open job's place, due again; a job a live worker is pushing is not changed
+    under it, and one whose worker died is."""
+    first = enqueue(outbox, 1)
+    job = outbox.claim("w1", 30)
+    assert job is not None
+    outbox.park(job, ServerRejected("422", status=422, outcome=OUTCOME))
+    clock.advance(1)
+    corrected = outbox.enqueue(SERVER, report(1), ANNA, b"corrected", replace=True)
+    assert (corrected.id, corrected.state, corrected.bundle) == (
+        first.id, JobState.PENDING, b"corrected"
+    )  # fmt: skip
+    assert (corrected.attempts, corrected.last_error, corrected.progress) == (0, None, {})
+    assert corrected.next_attempt_at == T0 + timedelta(seconds=1)
+    sending = outbox.claim("w2", 30)
+    assert sending is not None
+    outbox.save_progress(sending, {"done": [0]})
+    with pytest.raises(OutboxError, match="being sent right now"):
+        outbox.enqueue(SERVER, report(1), ANNA, b"again", replace=True)
+    assert outbox.enqueue(SERVER, report(1), ANNA, b"corrected", replace=True).id == first.id
+    clock.advance(31)  # w2's lease ran out: its worker is gone
+    taken = outbox.enqueue(SERVER, report(1), ANNA, b"again", replace=True)
+    assert (taken.state, taken.bundle, taken.lease_owner) == (JobState.PENDING, b"again", None)
+    outbox.hold_patient(ANNA, "consent withdrawn")
+    held = outbox.enqueue(SERVER, report(1), ANNA, b"third", replace=True)
+    assert (held.state, held.bundle, held.reason) == (
+        JobState.HELD, b"third", "consent withdrawn"
+    )  # fmt: skip
 
 
 def test_concurrent_enqueues_of_a_report_make_one_job(url: str, clock: Clock) -> None:
@@ -430,7 +472,7 @@ def test_a_killed_worker_s_job_is_taken_over_with_its_progress(url: str) -> None
         assert job.progress["last"] == [f"Observation/{n}" for n in range(done)][-20:]
         assert box.complete(job).state == JobState.SENT
     if url.startswith("sqlite"):
-        with sqlite3.connect(url.removeprefix("sqlite://")) as db:
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
             assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         db.close()
 
@@ -455,10 +497,10 @@ def _claim_soon(box: Outbox) -> Job:
 def test_the_url_scheme_selects_the_backend(tmp_path: Path) -> None:
     with pytest.raises(OptionsError, match="scheme 'mysql' is not supported"):
         open_outbox("mysql://db/outbox")
-    with pytest.raises(OutboxError, match="sqlite:/// and the file's absolute path"):
+    with pytest.raises(OutboxError, match="sqlite:/// and the file's path"):
         open_outbox("sqlite://host/outbox.db")
     path = tmp_path / "new" / "outbox.db"
-    with open_outbox(f"sqlite://{path}") as box:
+    with open_outbox(f"sqlite:///{path}") as box:
         assert box.source == str(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # the Bundles are PHI
     with sqlite3.connect(path) as db:
@@ -467,16 +509,29 @@ def test_the_url_scheme_selects_the_backend(tmp_path: Path) -> None:
     db.close()
 
 
+def test_regression_the_default_outbox_was_created_at_the_file_system_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sqlite:///fhir-genomics-outbox.db`` is in the working folder (SQLAlchemy's reading:
+    three slashes and a relative path, four for an absolute one), not ``/``."""
+    monkeypatch.chdir(tmp_path)
+    assert not outbox_exists(DEFAULT_OUTBOX)
+    with open_outbox(DEFAULT_OUTBOX) as box:
+        assert box.source == "fhir-genomics-outbox.db"
+    assert (tmp_path / "fhir-genomics-outbox.db").is_file() and outbox_exists(DEFAULT_OUTBOX)
+    assert outbox_exists("postgresql://db.test/outbox")  # a database is there to be migrated
+
+
 def test_a_file_that_is_not_an_outbox_is_refused(tmp_path: Path) -> None:
     garbage = tmp_path / "outbox.db"
     garbage.write_bytes(b"not a database" * 100)
     with pytest.raises(OutboxError, match="cannot open the outbox"):
-        open_outbox(f"sqlite://{garbage}")
+        open_outbox(f"sqlite:///{garbage}")
 
 
 def _sql(url: str, *statements: str) -> None:
     if url.startswith("sqlite"):
-        with sqlite3.connect(url.removeprefix("sqlite://")) as db:
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
             for s in statements:
                 db.execute(s)
         db.close()

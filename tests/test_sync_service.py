@@ -1,8 +1,10 @@
 """The service's sync endpoints over a real socket: a job's state for operators (never its
-Bundle or the patient's identifier), Prometheus metrics, each behind its scope."""
+Bundle or the patient's identifier), Prometheus metrics, each behind its scope; and its own
+background work (sending, notifications left over)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +24,9 @@ from adapter.disclosure import AUDIT_LOG_ENV
 from adapter.model import PatientRef
 from adapter.service import create_app
 from adapter.sync.config import BearerAuth, ServerConfig
-from adapter.sync.outbox import open_outbox, patient_key
+from adapter.sync.inbound import Inbound
+from adapter.sync.outbox import Registration, open_outbox, patient_key
+from adapter.sync.subscribe import R4_CRITERIA
 from adapter.sync.worker import job_keys, send_request
 
 MRN_VALUE = "MRN-SECRET-4711"
@@ -123,3 +127,55 @@ def test_the_service_sends_due_jobs_by_itself(
 def _job(base: str, job_id: str) -> dict[str, object]:
     shown: dict[str, object] = _get(base, f"/v1/jobs/{job_id}", SCOPES["jobs.read"]).json()
     return shown
+
+
+def test_notifications_left_over_from_before_a_restart_are_worked_off_at_start_up(
+    sekmet: Sekmet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Consent notification recorded (so acknowledged) by a service that stopped before
+    acting on it is worked off by the next service at start-up: no ``--sync-every``, no new
+    notification needed."""
+    monkeypatch.setenv(AUDIT_LOG_ENV, str(tmp_path / "audit.ndjson"))
+    opened = {"Authorization": f"Bearer {sekmet.bearer_token}"}
+    patient = {"resourceType": "Patient", "identifier": [{"system": MRN_SYSTEM, "value": "L-1"}]}
+    created = httpx.post(f"{sekmet.base}/Patient", json=patient, headers=opened)
+    consent = {
+        "resourceType": "Consent",
+        "id": f"c-{uuid.uuid4().hex[:8]}",
+        "status": "inactive",
+        "patient": {"reference": f"Patient/{created.json()['id']}"},
+    }
+    servers = {"sekmet": ServerConfig("sekmet", sekmet.base, BearerAuth(sekmet.bearer_token))}
+    url = f"sqlite:///{tmp_path / 'outbox.db'}"
+    key = uuid.uuid4().hex[:24]
+    with open_outbox(url) as outbox:
+        outbox.register(
+            Registration(
+                key, "sekmet", sekmet.base, "s-1", R4_CRITERIA[1],
+                f"https://adapter.test/v1/notifications/{key}", send_request(purpose="TREAT"),
+                (R4_CRITERIA[1],),
+            )
+        )  # fmt: skip
+        inbound = Inbound(outbox, servers, audit_log=tmp_path / "audit.ndjson")
+        named = f"Consent/{consent['id']}"
+        assert asyncio.run(inbound.receive(key, orjson.dumps(consent), named)) is not None
+        assert outbox.notification_states() == {"pending": 1}
+    environ = {JWKS_ENV: str(write_jwks(tmp_path / "jwks.json")), AUDIENCE_ENV: AUDIENCE}
+    app = create_app(
+        Access.from_env(environ), outbox_url=url, servers=servers, notifications_every_s=3600
+    )
+    with serving(app), open_outbox(url) as outbox:
+        deadline = time.monotonic() + 60
+        while (states := outbox.notification_states()) != {"done": 1}:
+            assert time.monotonic() < deadline, states
+            time.sleep(0.2)
+
+
+def test_a_service_without_subscriptions_creates_no_outbox(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'outbox.db'}"
+    environ = {JWKS_ENV: str(write_jwks(tmp_path / "jwks.json")), AUDIENCE_ENV: AUDIENCE}
+    app = create_app(Access.from_env(environ), outbox_url=url, notifications_every_s=0.05)
+    with serving(app) as base:
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        time.sleep(0.3)  # several rounds
+    assert list(tmp_path.iterdir()) == [tmp_path / "jwks.json"]

@@ -6,14 +6,12 @@ keep and share what it gets without another builder's changes reaching it.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Final
 
-from ..errors import PackageError
-from ..resources import data_dir
+from ..resources import mapping_rows
 
 __all__ = [
     "DBSNP",
@@ -81,16 +79,6 @@ class Slice:
         return {"coding": [{"system": self.system, "code": self.code, "display": self.display}]}
 
 
-def _rows(name: str) -> list[dict[str, str]]:
-    """Rows of a ``mappings/`` CSV, skipping its leading ``#`` comment lines."""
-    path = data_dir("mappings") / name
-    try:
-        with path.open(encoding="utf-8", newline="") as f:
-            return list(csv.DictReader(line for line in f if not line.startswith("#")))
-    except OSError as e:
-        raise PackageError(f"cannot read code table {path}: {e}") from e
-
-
 def _value_key(value_type: str) -> str:
     """The JSON key of value[x] for a FHIR type: ``string`` → ``valueString``."""
     return "value" + value_type[:1].upper() + value_type[1:]
@@ -103,7 +91,7 @@ def slices() -> dict[str, Slice]:
         r["slice"]: Slice(
             r["slice"], r["system"], r["code"], r["display"], _value_key(r["value_type"])
         )
-        for r in _rows("loinc_components.csv")
+        for r in mapping_rows("loinc_components.csv")
     }
 
 
@@ -112,7 +100,7 @@ def _answers() -> dict[tuple[str, str], tuple[str, str, str]]:
     """``mappings/answer_codes.csv`` as (group, key) → (system, code, display)."""
     return {
         (r["group"], r["key"]): (r["system"], r["code"], r["display"])
-        for r in _rows("answer_codes.csv")
+        for r in mapping_rows("answer_codes.csv")
     }
 
 

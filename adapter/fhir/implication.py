@@ -23,9 +23,11 @@ from ..model import (
     ClinicalSignificance,
     ClinVarAssertion,
     ClinVarCondition,
+    CodedTerm,
     Finding,
     FindingKind,
     LabClassification,
+    ReportedClassification,
     TranscriptConsequence,
     VariantCall,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "ConsequenceShape",
     "Implications",
     "diagnostic_finding",
+    "term_concept",
     "therapeutic_finding",
 ]
 
@@ -131,6 +134,43 @@ class Implications:
         decided["extension"] = [{"url": _CITATION, "valueRelatedArtifact": cited}]
         evidence = _part("evidence-level", {"text": lab.evidence})
         obs["component"] = [decided, evidence, *_phenotypes(lab.conditions)]
+        return obs
+
+    def reported(
+        self, variant: str, classification: ReportedClassification, source: str
+    ) -> dict[str, Any]:
+        """A lab report's classification of the Variant whose id is ``variant``: the tier's
+        LOINC answer (else the report's words) with ``source`` (the report) cited as the
+        source that decided, its evidence, and the conditions it is classified for."""
+        rid = self._ids.resource(f"diagnostic-implication|report|{variant}")
+        obs = self._implication("diagnostic-implication", rid, f"urn:uuid:{variant}")
+        significance: dict[str, Any] = {"text": classification.text}
+        tier, code = classification.tier, classification.answer_code
+        if tier is not None and code:
+            significance = {"coding": [{"system": LOINC, "code": code, "display": tier.value}]}
+        decided = _part("clinical-significance", significance)
+        cited = {"type": "citation", "label": source}
+        decided["extension"] = [{"url": _CITATION, "valueRelatedArtifact": cited}]
+        parts = [decided]
+        if classification.evidence:
+            parts.append(_part("evidence-level", {"text": classification.evidence}))
+        parts += [_part("predicted-phenotype", term_concept(c)) for c in classification.conditions]
+        obs["component"] = parts
+        return obs
+
+    def actionable(
+        self, variant: str, therapies: Sequence[CodedTerm], contexts: Sequence[CodedTerm]
+    ) -> dict[str, Any]:
+        """A report's statement that the Variant whose id is ``variant`` is therapeutically
+        actionable: each therapy as a medication assessed, each condition as the treatment
+        context. The report says no effect (responsive, resistant), so none is given."""
+        rid = self._ids.resource(f"therapeutic-implication|report|{variant}")
+        note = [{"text": "Reported as therapeutically actionable."}]
+        obs = self._implication("therapeutic-implication", rid, f"urn:uuid:{variant}", note)
+        parts = [_part("medication-assessed", term_concept(t)) for t in therapies]
+        parts += [_part("treatment-context", term_concept(c)) for c in contexts]
+        if parts:
+            obs["component"] = parts
         return obs
 
     def consequence(
@@ -261,6 +301,15 @@ def _phenotypes(conditions: Sequence[ClinVarCondition]) -> list[dict[str, Any]]:
         if value:
             parts.append(_part("predicted-phenotype", value))
     return parts
+
+
+def term_concept(term: CodedTerm) -> dict[str, Any]:
+    """A report's term as a CodeableConcept: coded with its display when it has a system
+    and code, else its words alone."""
+    if term.system and term.code:
+        coded = {"system": term.system, "code": term.code}
+        return {"coding": [coded | ({"display": term.display} if term.display else {})]}
+    return {"text": term.display or term.code or ""}
 
 
 def _term(term: str) -> dict[str, Any]:

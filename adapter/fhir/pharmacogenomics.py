@@ -32,7 +32,8 @@ from ..model import (
     PharmacogenomicCall,
     PharmacogenomicReport,
 )
-from .codes import _rows, coding, concept, profile, slices
+from ..resources import mapping_rows
+from .codes import coding, concept, profile, slices
 from .identifiers import (
     IdFactory,
     identifier,
@@ -103,7 +104,7 @@ class PharmacogenomicResources:
 @cache
 def recommendations() -> tuple[Recommendation, ...]:
     """The CPIC rules of ``mappings/cpic_recommendations.csv``, read once."""
-    return tuple(_rule(row) for row in _rows("cpic_recommendations.csv"))
+    return tuple(_rule(row) for row in mapping_rows("cpic_recommendations.csv"))
 
 
 def _rule(row: Mapping[str, str]) -> Recommendation:

@@ -18,16 +18,18 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import orjson
 
 from .._native import Consequences, Lane
 from ..model import (
     AnalysisContext,
+    CodedTerm,
     Finding,
     GenomeBuild,
     LabClassification,
+    ReportedVariant,
     Sex,
     StructuralVariant,
     SvType,
@@ -63,11 +65,19 @@ from .implication import (
     ConsequenceShape,
     Implications,
     diagnostic_finding,
+    term_concept,
     therapeutic_finding,
 )
 from .templates import ID_MARK, Kind, ResourceTemplate, dicts, marks
 
-__all__ = ["AccessionLookup", "Encoding", "Inspect", "Shape", "VariantBuilder"]
+__all__ = [
+    "BARE_PROTEIN_HGVS",
+    "AccessionLookup",
+    "Encoding",
+    "Inspect",
+    "Shape",
+    "VariantBuilder",
+]
 
 #: (genome build, normalised chromosome) → RefSeq accession, e.g. adapter.assembly.accession
 AccessionLookup = Callable[[GenomeBuild, str], str]
@@ -82,6 +92,9 @@ Note = dict[str, str]
 Inspect = Callable[[str, Shape, list[Any], list[Note]], None]
 
 _RSID = re.compile(r"rs[1-9]\d*").fullmatch
+#: how a Variant notes a p.HGVS a report gives without its reference sequence: the IG binds
+#: the protein HGVS component to whole expressions (required), so it cannot be that component
+BARE_PROTEIN_HGVS: Final = "Amino acid change as reported, without its reference sequence: "
 _MALE = {Sex.MALE: True, Sex.FEMALE: False, Sex.UNKNOWN: None}
 
 
@@ -154,6 +167,7 @@ class _Kinds:
         "gene_named",
         "hgvs",
         "inner",
+        "location",
         "outer",
         "population",
         "protein_hgvs",
@@ -177,6 +191,7 @@ class _Kinds:
         self.population = _count_of("population-allele-frequency")
         self.copies = _count_of("copy-number")
         self.gene_named = _named_of("gene-studied")
+        self.location = _named_of("cytogenetic-location")
         self.coding_hgvs = _coded_of("representative-coding-hgvs", HGVS)
         self.protein_hgvs = _coded_of("representative-protein-hgvs", HGVS)
         self.refseq_transcript = _coded_of("representative-transcript-ref-seq", REFSEQ)
@@ -364,15 +379,23 @@ class VariantBuilder:
         return notes
 
     def _sequence(
-        self, call: VariantCall, acc: str, kinds: list[Kind], values: list[Any]
+        self,
+        call: VariantCall,
+        acc: str,
+        kinds: list[Kind],
+        values: list[Any],
+        hgvs: str | None = None,
     ) -> list[Note]:
-        """Range, alleles as written, names and change type of a sequence allele; no notes."""
+        """Range, alleles as written, names and change type of a sequence allele; no notes.
+        ``hgvs``: the g.HGVS a report states, kept as written in place of the derived one."""
         k = self._kinds
         n = describe(acc, call.pos, call.ref, call.alt)
         if n is None:  # not a nucleotide sequence (e.g. "*"): only what the REF states
             kinds += k.exact, k.ref
             values += call.pos, call.pos + len(call.ref) - 1, call.ref
             return []
+        if hgvs:
+            n = n._replace(hgvs=hgvs)
         kinds += k.exact, k.ref, k.alt
         values += n.start, n.end, call.ref, call.alt
         self._names(call, n, kinds, values)
@@ -454,6 +477,77 @@ class VariantBuilder:
         if primary.hgvs_p and ":" in primary.hgvs_p:  # SnpEff's bare p. names no sequence
             kinds.append(k.protein_hgvs)
             values.append(primary.hgvs_p)
+
+    def reported(self, variant: ReportedVariant, rid: str, status: str) -> dict[str, Any]:
+        """The Variant a lab report states (HL7 v2, Phenopacket): its coordinates' components
+        when it gives them, else its g.HGVS as written; its gene, transcript and HGVS names,
+        the codes it is known by, and its sample facts; ``status`` the report's, unless the
+        variant has its own; its assessment (present, absent...) as the value."""
+        kinds: list[Kind] = []
+        values: list[Any] = []
+        primary, call = variant.consequence, variant.call
+        if primary is not None:
+            self._gene(primary, kinds, values)
+        if call is not None:
+            locus = self._loci.get(call.chromosome) or self._locus(call.chromosome)
+            kinds += locus.kinds
+            self._sequence(call, locus.accession, kinds, values, variant.genomic_hgvs)
+        else:
+            self._reported_names(variant, kinds, values)
+        if variant.cytogenetic_location:
+            kinds.append(self._kinds.location)
+            values.append(variant.cytogenetic_location)
+        if primary is not None:
+            self._representative(primary, kinds, values)
+        for term in variant.variation_codes:
+            kinds.append(Kind.shared(_term_part(self._code["variation-code"], term)))
+        self._reported_sample(variant, kinds, values)
+        notes = [{"text": note} for note in variant.notes]
+        if primary is not None and primary.hgvs_p and ":" not in primary.hgvs_p:
+            notes.append({"text": f"{BARE_PROTEIN_HGVS}{primary.hgvs_p}"})
+        obs = self.observation(rid, tuple(kinds), values, notes)
+        obs["status"] = variant.status.value if variant.status is not None else status
+        if variant.display_name:
+            obs["code"] = {**obs["code"], "text": variant.display_name}
+        obs["valueCodeableConcept"] = concept("variant-value", variant.assessment)
+        return obs
+
+    def _reported_names(
+        self, variant: ReportedVariant, kinds: list[Kind], values: list[Any]
+    ) -> None:
+        """The g.HGVS and DNA change type of a variant stated without coordinates."""
+        if variant.genomic_hgvs:
+            kinds.append(self._kinds.hgvs)
+            values.append(variant.genomic_hgvs)
+        if variant.change_type is not None:
+            kinds.append(
+                Kind.shared(_term_part(self._code["coding-change-type"], variant.change_type))
+            )
+
+    def _reported_sample(
+        self, variant: ReportedVariant, kinds: list[Kind], values: list[Any]
+    ) -> None:
+        """Source class (the variant's, else the report's), allelic state, allele frequency,
+        read depth and inheritance of a reported variant."""
+        source = variant.source_class
+        if source is None:
+            if self._source is not None:
+                kinds.append(self._source)
+        elif coding("source-class", source) is not None:
+            kinds.append(self._coded("genomic-source-class", "source-class", source))
+        if variant.zygosity is not None:
+            kinds.append(self._states[variant.zygosity])
+        af = variant.allele_frequency
+        if af is not None and math.isfinite(af):
+            kinds.append(self._kinds.frequency)
+            values.append(af)
+        if variant.allele_depth is not None:
+            kinds.append(self._kinds.depth)
+            values.append(variant.allele_depth)
+        if variant.inheritance is not None:
+            kinds.append(
+                self._coded("variant-inheritance", "variant-inheritance", variant.inheritance)
+            )
 
     def _sample(self, call: VariantCall, kinds: list[Kind], values: list[Any]) -> None:
         """Source class, allelic state, allele frequency and allelic read depth, and the
@@ -728,6 +822,11 @@ _UNFILTERED = ((), ("PASS",))
 _UNSEEN: Any = object()
 _ALLELIC_STATE = ("allelic-state", "allelic-state")
 _CHANGE_TYPE = ("coding-change-type", "dna-change-type")
+
+
+def _term_part(code: dict[str, Any], term: CodedTerm) -> dict[str, Any]:
+    """A component of ``code`` whose value is a report's term."""
+    return {"code": code, "valueCodeableConcept": term_concept(term)}
 
 
 def _observation(shared: _Shared, rid: str, notes: list[Note], comps: Any) -> dict[str, Any]:

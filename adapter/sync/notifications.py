@@ -59,9 +59,9 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta, timezone
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 from urllib.parse import parse_qsl
 
 from ..errors import InputError, OptionsError
@@ -587,7 +587,7 @@ def _event(parameter: Mapping[str, Any], index: int, source: str) -> Notificatio
     stamp = _one(parts, "timestamp", source, under=where)
     return NotificationEvent(
         number=_count(number, source, f"{where}[event-number]"),
-        timestamp=None if stamp is None else _instant(stamp, source, f"{where}[timestamp]"),
+        timestamp=None if stamp is None else _timestamp(stamp, source, f"{where}[timestamp]"),
         focus=_reference(_one(parts, "focus", source, under=where)),
         additional_context=tuple(
             r
@@ -728,6 +728,26 @@ def _count(value: Any, source: str, where: str) -> int:
     if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     raise InputError(f"{value!r} is not a non-negative integer", source=source, field=where)
+
+
+def _timestamp(value: Any, source: str, where: str) -> datetime:
+    """An event's timestamp: an instant, as the IG has it, or a date alone, as HAPI FHIR 8.6
+    sends it (``valueDate``). A date is taken as the earliest instant it can name (its
+    start at UTC+14): the timestamp bounds a recovery search from below, so it may be early,
+    never late."""
+    text = str(value)
+    if len(text) == 10:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            return datetime.combine(day, time.min, tzinfo=_EARLIEST_ZONE)
+    return _instant(value, source, where)
+
+
+#: the zone whose midnight comes first (Line Islands): a date's earliest instant
+_EARLIEST_ZONE: Final = timezone(timedelta(hours=14))
 
 
 def _instant(value: Any, source: str, where: str) -> datetime:

@@ -83,6 +83,7 @@ __all__ = [
     "Outbox",
     "Registration",
     "open_outbox",
+    "outbox_exists",
     "patient_key",
 ]
 
@@ -662,10 +663,14 @@ class Outbox:
         *,
         request: dict[str, Any] | None = None,
         not_before: datetime | None = None,
+        replace: bool = False,
     ) -> Job:
         """The open job sending this report to this server: a new one, due at ``not_before``
         (default now), unless one is open already. ``patient_key`` must be opaque
-        (:func:`patient_key`), never the identifier."""
+        (:func:`patient_key`), never the identifier. With ``replace`` (a corrected report),
+        an open job of another Bundle takes this one and is due again (a held job stays
+        held); one a live worker is sending right now is an :class:`OutboxError`, to be
+        retried: its push cannot take a new Bundle halfway."""
         now = self._clock()
         store = self._store
         with self._transaction() as cursor:
@@ -691,7 +696,36 @@ class Outbox:
                 AND state IN ('pending', 'sending', 'failed', 'held')""",
                 (server, report_key),
             )
-            return self._job(cursor.fetchone())
+            job = self._job(cursor.fetchone())
+            if not replace or job.bundle == bundle:
+                return job
+            if job.state is JobState.SENDING and job.lease_until and job.lease_until > now:
+                raise OutboxError(
+                    "an earlier version of this report is being sent right now: send the "
+                    "correction again shortly",
+                    source=self.source,
+                )
+            cursor.execute(
+                """UPDATE jobs SET bundle = ?, request = ?, progress = ?, attempts = 0,
+                    state = CASE WHEN state = 'held' THEN 'held' ELSE 'pending' END,
+                    held_from = CASE WHEN state = 'held' THEN 'pending' ELSE NULL END,
+                    lease_owner = NULL, lease_until = NULL, last_error = NULL,
+                    reason = CASE WHEN state = 'held' THEN reason ELSE NULL END,
+                    next_attempt_at = ?, updated_at = ?
+                WHERE id = ?""",
+                (
+                    bundle,
+                    store.json(request or {}),
+                    store.json({}),
+                    store.instant(not_before or now),
+                    store.instant(now),
+                    job.id,
+                ),
+            )
+            found = self._read_job(cursor, job.id)
+            if found is None:  # updated in this very transaction: the store is broken
+                raise OutboxError("the replaced job cannot be read back", source=self.source)
+            return found
 
     # --- workers -------------------------------------------------------------------------------
 
@@ -1269,7 +1303,8 @@ class _DurableLedger:
 def open_outbox(
     url: str, *, now: Clock = _utcnow, busy_timeout_s: float = BUSY_TIMEOUT_S
 ) -> Outbox:
-    """The outbox at ``url``: ``sqlite:///absolute/path/outbox.db`` (created with its folder)
+    """The outbox at ``url``: ``sqlite:///outbox.db`` in the working folder or
+    ``sqlite:////absolute/path/outbox.db`` (as SQLAlchemy reads them; created with its folder)
     or ``postgresql://user@host:port/database`` (the database must exist), migrated to this
     adapter's schema."""
     parts = urlsplit(url)
@@ -1282,18 +1317,23 @@ def open_outbox(
         raise OutboxError(f"cannot open the outbox: {e}", source=_without_password(url)) from e
     raise OptionsError(
         f"the outbox URL scheme {parts.scheme!r} is not supported: use "
-        "sqlite:///path/to/outbox.db or postgresql://user@host/database",
+        "sqlite:////path/to/outbox.db or postgresql://user@host/database",
         field="outbox",
     )
 
 
 def _sqlite_path(url: str) -> Path:
     parts = urlsplit(url)
-    path = unquote(parts.path)
+    path = unquote(parts.path).removeprefix("/")
     if parts.netloc or parts.query or parts.fragment or not path or path.endswith("/"):
         raise OutboxError(
-            "an SQLite outbox URL is sqlite:/// and the file's absolute path, e.g. "
-            "sqlite:///var/lib/fhir-genomics/outbox.db",
+            "an SQLite outbox URL is sqlite:/// and the file's path: relative to the working "
+            "folder (sqlite:///outbox.db), or absolute (sqlite:////var/lib/fhir-genomics/outbox.db)",
             source=url,
         )
     return Path(path)
+
+
+def outbox_exists(url: str) -> bool:
+    """False only for an SQLite outbox whose file is not there yet (opening creates it)."""
+    return urlsplit(url).scheme != "sqlite" or _sqlite_path(url).exists()
