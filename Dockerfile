@@ -4,7 +4,11 @@
 #        bearer token carrying the scope genomics/convert). To send reports to a FHIR server
 #        too, mount its servers file and run: ... fhir-genomics serve --host 0.0.0.0 --port 8080
 #        --sync-every 30, with FHIR_GENOMICS_SERVERS naming the mounted file (the outbox,
-#        SQLite, lives in the volume below; a postgresql:// FHIR_GENOMICS_OUTBOX for several)
+#        SQLite, lives in the volume below; a postgresql:// FHIR_GENOMICS_OUTBOX for several).
+#        Lab reports: POST /v1/reports takes HL7 v2 and Phenopackets, read with
+#        FHIR_GENOMICS_AUTHORITIES (NS=URI,...), FHIR_GENOMICS_SENDER_ZONE and
+#        FHIR_GENOMICS_SUBJECT_SYSTEM; an MLLP listener is the same image with the command
+#        fhir-genomics mllp --host 0.0.0.0 --port 2575 --server NAME --purpose TREAT (-p 2575:2575).
 
 # The IG package comes from the npm registry, which only the npm client reaches.
 FROM node:20-bookworm-slim AS ig-package
@@ -40,6 +44,6 @@ RUN useradd --system --uid 10001 adapter && chmod -R a+rX ${FHIR_GENOMICS_PACKAG
     && install -d -o adapter -m 0700 /var/lib/fhir-genomics
 VOLUME /var/lib/fhir-genomics
 USER 10001
-EXPOSE 8080
+EXPOSE 8080 2575
 HEALTHCHECK CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz').status != 200)"
 CMD ["fhir-genomics", "serve", "--host", "0.0.0.0", "--port", "8080"]

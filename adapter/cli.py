@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from .cli_reports import add_convert_report, add_ingest, add_mllp
+from .cli_reports import add_convert_report, add_ingest, add_mllp, add_to_hl7v2
 from .cli_sync import add_keys, add_outbox, add_subscribe, add_sync
 from .convert import (
     ConvertOptions,
@@ -33,7 +32,8 @@ from .convert import (
 )
 from .decision import decide_bundle, decision_json
 from .disclosure import Disclosure, audit_log_path, disclosure_request, refusal
-from .errors import AdapterError, InputError, OptionsError, OutputError, UnknownSampleError
+from .errors import AdapterError, InputError, OptionsError, UnknownSampleError
+from .fhir.writers import write_atomically
 from .model import (
     ConversionSummary,
     GenomeBuild,
@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     add_convert_report(sub)
     add_ingest(sub)
     add_mllp(sub)
+    add_to_hl7v2(sub)
     return parser
 
 
@@ -338,7 +339,7 @@ def _run_decide(args: argparse.Namespace) -> int:
     print(json.dumps(decision_json(result), indent=2))
     if result.bundle is None:
         raise refusal(result.decision)
-    _write_atomically(args.out, orjson.dumps(result.bundle))
+    write_atomically(args.out, orjson.dumps(result.bundle))
     return 0
 
 
@@ -349,23 +350,6 @@ def _read_json(path: Path) -> Any:
         raise InputError(f"cannot read the file: {e.strerror}", source=str(path)) from e
     except orjson.JSONDecodeError as e:
         raise InputError(f"not valid JSON: {e}", source=str(path)) from e
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """``data`` in ``path``, whole or not at all."""
-    try:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise OutputError(f"cannot write beside {path}: {e.strerror}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(name, path)
-    except OSError as e:
-        Path(name).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {e.strerror}") from e
 
 
 def _run_validate(args: argparse.Namespace) -> int:

@@ -52,16 +52,20 @@ import signal
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
 
-from .cli_sync import _add_places, _add_request, _consent_json, _outbox, _servers
+from .cli_sync import _add_places, _add_request, _one_server, _outbox, _send_request
 from .convert import OutputFormat
 from .errors import AdapterError, InputError, OptionsError, OutputError, ValidationFailed
+from .fhir.writers import write_atomically
+from .hl7v2_oru import oru_message
 from .intake import (
     MESSAGE_SUFFIXES,
     Intake,
@@ -73,9 +77,9 @@ from .intake import (
 )
 from .mllp import DEFAULT_HOST, DEFAULT_PORT, serve_mllp
 from .model import LabReport
+from .readers.fhir_report import read_report_bundle
 from .reports import ReportOptions, convert_report
 from .sync.outbox import Outbox
-from .sync.worker import send_request
 
 __all__ = ["add_convert_report", "add_ingest", "add_mllp"]
 
@@ -155,6 +159,48 @@ def add_convert_report(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.set_defaults(run=_run_convert_report)
 
 
+def add_to_hl7v2(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "to-hl7v2",
+        help="write a genomic-report Bundle as an HL7 v2 ORU^R01 message",
+        description="Reads a Bundle of one genomic report (from convert, convert-report, or a "
+        "server's searchset) and writes it as an HL7 v2.5.1 ORU^R01 of the fully "
+        "LOINC-qualified genetic variation model, UTF-8, segments ended by CR.",
+    )
+    p.add_argument("bundle", type=Path, metavar="BUNDLE")
+    p.add_argument("-o", "--out", type=Path, metavar="OUT", help="default: stdout")
+    for side, default in (("sending", "FHIR-GENOMICS"), ("receiving", "EHR")):
+        p.add_argument(
+            f"--{side}-application", default=default, metavar="HD", help=f"MSH ({default})"
+        )
+        p.add_argument(f"--{side}-facility", default="", metavar="HD", help="MSH")
+    _add_message_options(p)
+    p.set_defaults(run=_run_to_hl7v2)
+
+
+def _run_to_hl7v2(args: argparse.Namespace) -> int:
+    path: Path = args.bundle
+    try:
+        bundle = orjson.loads(read_file(path))
+    except orjson.JSONDecodeError as e:
+        raise InputError(f"the Bundle is not JSON: {e}", source=path.name) from None
+    if not isinstance(bundle, dict):
+        raise InputError("the file holds no Bundle", source=path.name)
+    text = oru_message(
+        read_report_bundle(bundle, source=path.name),
+        control_id=uuid.uuid4().hex[:20],
+        now=datetime.now(UTC),
+        sending=(args.sending_application, args.sending_facility),
+        receiving=(args.receiving_application, args.receiving_facility),
+        authorities=parse_authorities(args.authority),
+    )
+    if args.out is None:
+        sys.stdout.buffer.write(text.encode("utf-8"))
+        return 0
+    write_atomically(args.out, text.encode("utf-8"))
+    return 0
+
+
 def _add_intake(p: argparse.ArgumentParser) -> None:
     """Where reports are queued and under what request, and how messages are read."""
     _add_places(p)
@@ -186,18 +232,8 @@ def _add_subject_system(p: argparse.ArgumentParser) -> None:
 
 
 def _intake(args: argparse.Namespace, outbox: Outbox) -> Intake:
-    servers = _servers(args)
-    if len(servers) != 1:
-        raise OptionsError("name the server the reports are for with --server", field="--server")
-    (server,) = servers
-    request = send_request(
-        purpose=args.purpose,
-        consents=[_consent_json(path) for path in args.consent],
-        recipient=args.recipient,
-        indication=args.indication,
-        break_glass=args.break_glass,
-    )
-    return Intake(outbox, server, request, _reading(args))
+    server = _one_server(args, "the reports are for").name
+    return Intake(outbox, server, _send_request(args), _reading(args))
 
 
 def _reading(args: argparse.Namespace) -> Reading:

@@ -18,6 +18,7 @@ import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -193,20 +194,32 @@ def _sender(args: argparse.Namespace, outbox: Outbox) -> Sender:
     )
 
 
-def _run_sync(args: argparse.Namespace) -> int:
+def _one_server(args: argparse.Namespace, what: str) -> ServerConfig:
+    """The one configured server the command is for (``what`` it does there, for the error)."""
     servers = _servers(args)
     if len(servers) != 1:
-        raise OptionsError("name the server to send to with --server", field="--server")
-    (server,) = servers
-    request = send_request(
+        raise OptionsError(f"name the server {what} with --server", field="--server")
+    (config,) = servers.values()
+    return config
+
+
+def _send_request(args: argparse.Namespace) -> dict[str, Any]:
+    """What jobs are sent under, from the options of :func:`_add_request` (and ``sync``'s
+    patient facts, where the command has them)."""
+    return send_request(
         purpose=args.purpose,
         consents=[_consent_json(path) for path in args.consent],
         recipient=args.recipient,
         indication=args.indication,
-        birth_date=args.birth_date,
-        sex=Sex(args.sex),
+        birth_date=getattr(args, "birth_date", None),
+        sex=Sex(getattr(args, "sex", Sex.UNKNOWN.value)),
         break_glass=args.break_glass,
     )
+
+
+def _run_sync(args: argparse.Namespace) -> int:
+    server = _one_server(args, "to send to").name
+    request = _send_request(args)
     with _outbox(args) as outbox:
         for path in args.bundles:
             bundle = _read_bundle(path)
@@ -239,20 +252,11 @@ def _read_bundle(path: Path) -> dict[str, object]:
 
 
 def _run_subscribe(args: argparse.Namespace) -> int:
-    servers = _servers(args)
-    if len(servers) != 1:
-        raise OptionsError("name the server to subscribe on with --server", field="--server")
-    (config,) = servers.values()
+    config = _one_server(args, "to subscribe on")
     if urlsplit(args.endpoint).scheme not in {"http", "https"}:
         raise OptionsError("the endpoint must be an http(s) URL", field="--endpoint")
     token = _token(args.notify_token_file)
-    request = send_request(
-        purpose=args.purpose,
-        consents=[_consent_json(path) for path in args.consent],
-        recipient=args.recipient,
-        indication=args.indication,
-        break_glass=args.break_glass,
-    )
+    request = _send_request(args)
 
     async def run(outbox: Outbox) -> list[Registration]:
         async with client_for(config) as client:

@@ -445,6 +445,12 @@ class ReportStatus(StrEnum):
     CORRECTED = "corrected"
     CANCELLED = "cancelled"
 
+    @property
+    def observation(self) -> str:
+        """The Observation.status of a result in this status: R4 Observations have no
+        "partial", so a partial report's results are preliminary."""
+        return "preliminary" if self is ReportStatus.PARTIAL else self.value
+
 
 class VariantAssessment(StrEnum):
     """Whether the variant was found: the value of the Variant Observation (LOINC 69548-6,

@@ -5,7 +5,6 @@ survives a kill -9 right after it, and SIGTERM stops it gracefully."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -20,8 +19,9 @@ from typing import Any
 import orjson
 import pytest
 
-from adapter.cli_reports import add_convert_report, add_ingest, add_mllp
-from adapter.errors import AdapterError, OutboxError
+from adapter.cli import main
+from adapter.errors import OutboxError
+from adapter.readers.hl7v2 import read_oru
 from adapter.sync.outbox import JobState, Outbox, open_outbox
 from adapter.validation import validate_path
 
@@ -33,37 +33,15 @@ AUTHORITY = "HOSP=https://hospital.example.org/mrn"
 SUBJECTS = "https://lab.example.org/subjects"
 GERMLINE = (EXAMPLES / "germline-panel.hl7").read_bytes()
 TIMEOUT_S = 60.0
-#: the report commands as adapter.cli's main runs them (errors as exit codes), in a process of
-#: their own; adapter/cli.py registers them with the same add_* calls
-CLI = """\
-import argparse, sys
-from adapter.cli_reports import add_convert_report, add_ingest, add_mllp
-from adapter.errors import AdapterError
-parser = argparse.ArgumentParser(prog="fhir-genomics")
-commands = parser.add_subparsers(required=True)
-for add in (add_convert_report, add_ingest, add_mllp):
-    add(commands)
-args = parser.parse_args()
-try:
-    sys.exit(args.run(args))
-except AdapterError as error:
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(error.exit_code)
-"""
 
 
 def fhir_genomics(*argv: str) -> int:
-    """The report commands in this process, errors mapped to exit codes as adapter.cli does."""
-    parser = argparse.ArgumentParser(prog="fhir-genomics")
-    commands = parser.add_subparsers(required=True)
-    for add in (add_convert_report, add_ingest, add_mllp):
-        add(commands)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.run(args))
-    except AdapterError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    """``fhir-genomics`` in this process: its exit code."""
+    return main(list(argv))
+
+
+#: ``fhir-genomics`` in a process of its own
+CLI = [sys.executable, "-m", "adapter.cli"]
 
 
 @pytest.fixture
@@ -240,6 +218,21 @@ def test_convert_report_writes_a_bundle_that_validates(tmp_path: Path) -> None:
     assert validate_path(out).errors == []
 
 
+def test_to_hl7v2_writes_back_the_message_a_bundle_was_made_from(tmp_path: Path) -> None:
+    """convert-report, then to-hl7v2: the ORU^R01 read again holds the same report (the
+    round trip itself is tested field by field in test_hl7v2_roundtrip)."""
+    source, bundle, message = EXAMPLES / "germline-panel.hl7", tmp_path / "b.json", tmp_path / "m"
+    authority = ("--authority", AUTHORITY)
+    assert fhir_genomics("convert-report", str(source), "-o", str(bundle), *authority) == 0
+    assert fhir_genomics("to-hl7v2", str(bundle), "-o", str(message), *authority) == 0
+    again = read_oru(message.read_bytes(), authorities=dict([AUTHORITY.split("=", 1)])).reports
+    (original,) = read_oru(source.read_bytes(), authorities=dict([AUTHORITY.split("=", 1)])).reports
+    assert [v.consequence for v in again[0].variants] == [v.consequence for v in original.variants]
+    assert again[0].report_key == original.report_key
+    bundle.write_text("[]")
+    assert fhir_genomics("to-hl7v2", str(bundle)) == 3
+
+
 def test_convert_report_writes_one_output_per_report_of_a_message(tmp_path: Path) -> None:
     head, group = GERMLINE.split(b"\rORC|", 1)
     second = group.replace(b"FIL-GX-77821", b"FIL-GX-77822")
@@ -309,7 +302,7 @@ def listener(
     outbox_url: str, environment: dict[str, str]
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """``fhir-genomics mllp --port 0`` in a process of its own, and the port it logged."""
-    argv = [sys.executable, "-c", CLI, "mllp", "--port", "0", *intake_options(outbox_url)]
+    argv = [*CLI, "mllp", "--port", "0", *intake_options(outbox_url)]
     process = subprocess.Popen(argv, env=environment, stderr=subprocess.PIPE, cwd=ROOT)
     try:
         yield process, _logged_port(process)
@@ -369,7 +362,7 @@ def test_sigterm_stops_the_listener_gracefully(
 def test_ingest_polls_until_sigterm(
     drop: Path, outbox_url: str, environment: dict[str, str]
 ) -> None:
-    argv = [sys.executable, "-c", CLI, "ingest", str(drop), "--every", "0.2"]
+    argv = [*CLI, "ingest", str(drop), "--every", "0.2"]
     process = subprocess.Popen(
         [*argv, *intake_options(outbox_url)], env=environment, stdout=subprocess.PIPE, cwd=ROOT
     )

@@ -186,3 +186,16 @@ def test_an_actionable_variant_has_a_therapeutic_implication(tmp_path: Path) -> 
     assert medications == [{"text": t.display} for t in actionable[0].therapies]
     variant = therapeutic["derivedFrom"][0]["reference"].removeprefix("urn:uuid:")
     assert variant in {r["id"] for r in of_profile(resources, "variant")}
+
+
+@pytest.mark.parametrize("status", list(ReportStatus))
+def test_regression_a_partial_report_wrote_an_invalid_observation_status(
+    status: ReportStatus, tmp_path: Path
+) -> None:
+    """R4 Observations have no "partial": the results of a partial report (OBR-25 A) are
+    preliminary; every other report status is the results' own."""
+    report = replace(lab_report("germline-panel.hl7"), status=status)
+    resources = converted(report, tmp_path)  # validated
+    statuses = {r["status"] for r in of_profile(resources, "variant")}
+    assert statuses == {"preliminary" if status is ReportStatus.PARTIAL else status.value}
+    assert of_profile(resources, "genomic-report")[0]["status"] == status.value

@@ -55,7 +55,7 @@ def lab_report_resources(
     results: list[dict[str, Any]] = []
     for variant in report.variants:
         rid = ids.resource(f"variant|{variant.key}")
-        results.append(builder.reported(variant, rid, report.status.value))
+        results.append(builder.reported(variant, rid, report.status))
         if variant.classification is not None:
             results.append(implications.reported(rid, variant.classification, source))
         if variant.actionable:

@@ -30,6 +30,7 @@ from ..model import (
     GenomeBuild,
     LabClassification,
     ReportedVariant,
+    ReportStatus,
     Sex,
     StructuralVariant,
     SvType,
@@ -478,7 +479,7 @@ class VariantBuilder:
             kinds.append(k.protein_hgvs)
             values.append(primary.hgvs_p)
 
-    def reported(self, variant: ReportedVariant, rid: str, status: str) -> dict[str, Any]:
+    def reported(self, variant: ReportedVariant, rid: str, status: ReportStatus) -> dict[str, Any]:
         """The Variant a lab report states (HL7 v2, Phenopacket): its coordinates' components
         when it gives them, else its g.HGVS as written; its gene, transcript and HGVS names,
         the codes it is known by, and its sample facts; ``status`` the report's, unless the
@@ -506,7 +507,7 @@ class VariantBuilder:
         if primary is not None and primary.hgvs_p and ":" not in primary.hgvs_p:
             notes.append({"text": f"{BARE_PROTEIN_HGVS}{primary.hgvs_p}"})
         obs = self.observation(rid, tuple(kinds), values, notes)
-        obs["status"] = variant.status.value if variant.status is not None else status
+        obs["status"] = (variant.status or status).observation
         if variant.display_name:
             obs["code"] = {**obs["code"], "text": variant.display_name}
         obs["valueCodeableConcept"] = concept("variant-value", variant.assessment)
@@ -535,34 +536,32 @@ class VariantBuilder:
                 kinds.append(self._source)
         elif coding("source-class", source) is not None:
             kinds.append(self._coded("genomic-source-class", "source-class", source))
-        if variant.zygosity is not None:
-            kinds.append(self._states[variant.zygosity])
-        af = variant.allele_frequency
-        if af is not None and math.isfinite(af):
-            kinds.append(self._kinds.frequency)
-            values.append(af)
-        if variant.allele_depth is not None:
-            kinds.append(self._kinds.depth)
-            values.append(variant.allele_depth)
+        self._measured(variant, kinds, values)
         if variant.inheritance is not None:
             kinds.append(
                 self._coded("variant-inheritance", "variant-inheritance", variant.inheritance)
             )
+
+    def _measured(
+        self, allele: VariantCall | ReportedVariant, kinds: list[Kind], values: list[Any]
+    ) -> None:
+        """Allelic state, allele frequency and allelic read depth, as the sample showed them."""
+        if allele.zygosity is not None:
+            kinds.append(self._states[allele.zygosity])
+        af = allele.allele_frequency
+        if af is not None and math.isfinite(af):
+            kinds.append(self._kinds.frequency)
+            values.append(af)
+        if allele.allele_depth is not None:
+            kinds.append(self._kinds.depth)
+            values.append(allele.allele_depth)
 
     def _sample(self, call: VariantCall, kinds: list[Kind], values: list[Any]) -> None:
         """Source class, allelic state, allele frequency and allelic read depth, and the
         allele's frequency in a population when its annotation gives one."""
         if self._source is not None:
             kinds.append(self._source)
-        if call.zygosity is not None:
-            kinds.append(self._states[call.zygosity])
-        af = call.allele_frequency
-        if af is not None and math.isfinite(af):
-            kinds.append(self._kinds.frequency)
-            values.append(af)
-        if call.allele_depth is not None:
-            kinds.append(self._kinds.depth)
-            values.append(call.allele_depth)
+        self._measured(call, kinds, values)
         if (found := _population(call)) is not None:
             kinds.append(self._kinds.population)
             values.append(found)

@@ -44,6 +44,7 @@ __all__ = [
     "open_writer",
     "variant_id",
     "write_all",
+    "write_atomically",
 ]
 
 FORMS = ("transaction", "collection", "ndjson")
@@ -614,3 +615,20 @@ def open_writer(form: str, destination: Path, ctx: AnalysisContext) -> ResourceW
     if form in ("transaction", "collection"):
         return BundleWriter(destination, ctx, form)
     raise OptionsError(f"unknown output form {form!r}; use one of {', '.join(FORMS)}")
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """``data`` in ``path``, whole or not at all."""
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OutputError(f"cannot write beside {path}: {e.strerror}") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(name, path)
+    except OSError as e:
+        Path(name).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {e.strerror}") from e

@@ -419,8 +419,8 @@ class _Reader:
     ) -> _Reader:
         lines = [s for s in text.replace("\r\n", "\r").replace("\n", "\r").split("\r") if s.strip()]
         _check_structure(lines, source)
-        try:
-            parsed = hl7.parse("\r".join(lines))
+        try:  # the MSH by python-hl7: the delimiters it declares, checked, and its unescape
+            parsed = hl7.parse(lines[0])
         except (hl7.ParseException, ValueError, IndexError, AssertionError) as e:
             raise MessageError(
                 "the message cannot be split into segments and fields; check its delimiters",
@@ -431,13 +431,13 @@ class _Reader:
                 segment_index=1,
                 field_position=2,
             ) from e
-        counts: dict[str, int] = {}
-        segments = []
-        for segment in parsed:
-            fields = tuple(str(f) for f in segment)
+        msh = _Segment("MSH", 1, tuple(str(f) for f in parsed[0]))
+        counts = {"MSH": 1}
+        segments = [msh]
+        for line in lines[1:]:  # split as python-hl7 would, without its ~100 objects a segment
+            fields = tuple(line.split(msh.raw(1)))
             counts[fields[0]] = counts.get(fields[0], 0) + 1
             segments.append(_Segment(fields[0], counts[fields[0]], fields))
-        msh = segments[0]
         header = MessageHeader(
             field_separator=msh.raw(1),
             encoding_characters=msh.raw(2),
