@@ -29,7 +29,8 @@ Every failure a user can cause or act on is an :class:`AdapterError`::
     │   ├── AuthError             no access token: the token endpoint refused, or a key is unusable
     │   ├── ServerRejected        a 4xx that retrying cannot fix; carries the OperationOutcome
     │   ├── ServerUnavailable     still 429/5xx/unreachable after the bounded retries
-    │   └── PatientNotResolved    the identifier matches no Patient, or several
+    │   ├── PatientNotResolved    the identifier matches no Patient, or several
+    │   └── MessageRefused        an HL7 v2 receiver answered AE or AR that a resend cannot fix
     ├── OutboxError           the durable job store cannot be opened or written
     └── AccessError           a client of the HTTP API without a valid bearer token
         └── InsufficientScope     a valid token without the endpoint's scope
@@ -56,6 +57,7 @@ __all__ = [
     "InsufficientScope",
     "MalformedRecordError",
     "MessageError",
+    "MessageRefused",
     "NotAVcfError",
     "OptionsError",
     "OutboxError",
@@ -374,6 +376,26 @@ class PatientNotResolved(SyncError):
     """The patient's identifier matches no Patient on the server, or more than one."""
 
     issue_code = "not-found"
+
+
+class MessageRefused(SyncError):
+    """An HL7 v2 receiver refused a message (its ACK's MSA-1 ``ack_code``: AE, AR, CE or CR)
+    for a reason a resend cannot fix, or answered out of step; ``conditions`` are its ERR-3
+    codes (HL7 table 0357), kept for operators with its own words."""
+
+    issue_code = "processing"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ack_code: str,
+        conditions: Sequence[str] = (),
+        source: str | None = None,
+    ) -> None:
+        self.ack_code = ack_code
+        self.conditions = tuple(conditions)
+        super().__init__(message, source=source)
 
 
 class OutboxError(AdapterError):

@@ -131,6 +131,8 @@ _CONTROLS: Final = {
     **{chr(c): f"X{c:02X}" for c in (*range(0x20), 0x7F) if chr(c) not in "\r\n"},
 }
 _ASCII_RUN = re.compile(r"[\x00-\x7f]+")
+#: text with no character to escape: printable ASCII but the delimiters and the escape
+_PLAIN = re.compile(r"[^|^~\\&\x00-\x1f\x7f-\U0010ffff]*")
 #: characters the header's HD values must not hold: they would end or split a field
 _NOT_IN_HD = re.compile(r"[|~\\\r\n]")
 #: one OBX to write: level, sub-ID, model field, OBX-5 repetitions, OBX-11
@@ -194,7 +196,10 @@ def _segment(name: str, fields: Mapping[int, str]) -> str:
 
 
 def _escape(text: str) -> str:
-    """Text for a field (see "Escaping" in the module docstring)."""
+    """Text for a field (see "Escaping" in the module docstring); most text has nothing to
+    escape, and python-hl7's escape walks it character by character."""
+    if _PLAIN.fullmatch(text):
+        return text
     return _ASCII_RUN.sub(lambda run: str(hl7.util.escape(_CONTAINER, run[0], _CONTROLS)), text)
 
 

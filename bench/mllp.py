@@ -13,6 +13,14 @@ connection is sent first, uncounted, to load the validator and the mapping table
 
 Reported per run: messages, wall seconds, messages per second, and the adapter's CPU seconds.
 
+Then the other way, HL7 v2 out on sync: each run's queued jobs are sent by the outbox's worker
+(:class:`adapter.sync.Sender`) to an ``mllp://`` server, each decided by the policy, read back
+from its Bundle, written as an ORU^R01 and sent over a connection of its own, one job at a
+time. The jobs of the first run go to a receiver that only acknowledges (the sender's own cost),
+those of the second to our MLLP listener taking each into an outbox of its own (a receiver
+doing real work), side by side. Reported: jobs, wall seconds, jobs per second, CPU seconds of
+the process (sender and receiver).
+
 Usage: python bench/mllp.py [--messages N]
 """
 
@@ -24,11 +32,17 @@ import itertools
 import random
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from hl7.mllp import start_hl7_server
 
 from adapter.intake import Intake, Reading
 from adapter.mllp import MllpListener
-from adapter.sync.outbox import open_outbox
+from adapter.readers.hl7v2 import acknowledgement, read_header
+from adapter.sync import Hl7v2Settings, Sender, ServerConfig
+from adapter.sync.outbox import JobState, Outbox, open_outbox
 from adapter.sync.worker import send_request
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,6 +153,71 @@ async def bench(intake: Intake, messages: list[bytes], connections: int) -> tupl
     return wall, cpu
 
 
+async def acknowledge_only(reader: Any, writer: Any) -> None:
+    """A receiver answering AA to every frame, and doing nothing else."""
+    try:
+        while True:
+            header = read_header(await reader.readblock())
+            ack = acknowledgement(header, "AA", control_id="BENCH", now=datetime.now(UTC))
+            writer.writeblock(ack.encode("ascii"))
+            await writer.drain()
+    except asyncio.IncompleteReadError:
+        writer.close()
+
+
+async def send_jobs(
+    outbox: Outbox, receiver: MllpListener | None, audit: Path
+) -> tuple[int, float, float]:
+    """(jobs sent, wall seconds, CPU seconds) draining ``outbox`` to an MLLP server: our
+    ``receiver``, or an acknowledge-only one when None."""
+    if receiver is None:
+        server = await start_hl7_server(acknowledge_only, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+    else:
+        port = await receiver.start("127.0.0.1", 0)
+    config = ServerConfig(
+        "bench", f"mllp://127.0.0.1:{port}", hl7v2=Hl7v2Settings(authorities=AUTHORITIES)
+    )
+    sender = Sender(outbox, {"bench": config}, audit_log=audit)
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        done = await sender.drain()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        if receiver is None:
+            server.close()
+            await server.wait_closed()
+        else:
+            await receiver.stop()
+    failed = [d for d in done if d.state is not JobState.SENT]
+    if failed:
+        raise SystemExit(f"{len(failed)} of {len(done)} jobs not sent: {failed[0].last_error}")
+    return len(done), wall, cpu
+
+
+def send_runs(tmp: str) -> None:
+    """The queued jobs of the runs sent as ORU^R01, to each kind of receiver."""
+    for connections, kind in zip(
+        CONNECTIONS, ("acknowledge-only", "our MLLP listener"), strict=True
+    ):
+        with (
+            open_outbox(f"sqlite:///{tmp}/outbox-{connections}.db") as outbox,
+            open_outbox(f"sqlite:///{tmp}/received-{connections}.db") as received,
+        ):
+            receiver = None
+            if kind != "acknowledge-only":
+                intake = Intake(
+                    received, "ehr", send_request(purpose="TREAT"), Reading(AUTHORITIES)
+                )
+                receiver = MllpListener(intake)
+            jobs, wall, cpu = asyncio.run(send_jobs(outbox, receiver, Path(tmp) / "audit.ndjson"))
+        print(
+            f"sync to {kind:<18} {jobs:>6} jobs  {wall:7.2f} s  {jobs / wall:7.1f} jobs/s  "
+            f"CPU {cpu:6.2f} s",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=500, help="counted, per run")
@@ -159,6 +238,7 @@ def main() -> None:
                 f"({jobs} jobs in the outbox)",
                 flush=True,
             )
+        send_runs(tmp)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from adapter.errors import OptionsError
 from adapter.sync.auth import generate_key
 from adapter.sync.config import (
     BearerAuth,
+    Hl7v2Settings,
     NoAuth,
     ServerConfig,
     SmartBackendAuth,
@@ -322,3 +323,79 @@ def test_the_readmes_servers_example_loads(folder: Path) -> None:
     assert hospital.base_url == "https://fhir.hospital.example/fhir"
     assert isinstance(hospital.auth, SmartBackendAuth) and hospital.auth.alg == "ES384"
     assert (hospital.max_entries, hospital.concurrency, hospital.transactions) == (500, 4, None)
+    ehr = load_server(path, "ehr-v2", env={})
+    assert ehr.mllp_address() == ("ehr.hospital.example", 2575)
+    assert ehr.hl7v2 is not None
+    assert ehr.hl7v2.authorities == {"HOSPMRN": "urn:oid:1.2.3.4.5.1"}
+
+
+def test_an_mllp_server_takes_hl7v2_settings_and_the_default_port(tmp_path: Path) -> None:
+    path = config_file(
+        tmp_path,
+        "servers:\n"
+        "  ehr:\n"
+        "    base_url: mllp://ehr.test\n"
+        "    hl7v2: {receiving_application: 'EPIC^1.2.3^ISO', authorities: {MRN: 'urn:oid:1.2'}}\n"
+        "  plain: {base_url: 'mllp://10.0.0.5:6661', timeouts: {read: 30}}\n",
+    )
+    servers = load_servers(path)
+    ehr, plain = servers["ehr"], servers["plain"]
+    assert ehr.mllp_address() == ("ehr.test", 2575)
+    assert ehr.hl7v2 == Hl7v2Settings(
+        receiving_application="EPIC^1.2.3^ISO", authorities={"MRN": "urn:oid:1.2"}
+    )
+    assert (plain.mllp_address(), plain.hl7v2, plain.timeouts.read) == (
+        ("10.0.0.5", 6661),
+        Hl7v2Settings(),
+        30.0,
+    )
+    assert isinstance(plain.auth, NoAuth)
+
+
+@pytest.mark.parametrize(
+    ("settings", "field", "message"),
+    [
+        ("{base_url: 'mllp://h', max_entries: 5}", "servers.a.max_entries", "FHIR pushes"),
+        ("{base_url: 'mllp://h', transactions: true}", "servers.a.transactions", "FHIR pushes"),
+        (
+            "{base_url: 'mllp://h', auth: {type: bearer, token: t}}",
+            "servers.a.auth",
+            "no authentication",
+        ),
+        ("{base_url: 'mllp://h/path'}", "servers.a.base_url", "mllp://host:port"),
+        ("{base_url: 'mllp://h:99999'}", "servers.a.base_url", "mllp://host:port"),
+        ("{base_url: 'mllp://:2575'}", "servers.a.base_url", "mllp://host:port"),
+        (
+            "{base_url: 'mllp://h', hl7v2: {sending_facility: 'A|B'}}",
+            "servers.a.hl7v2.sending_facility",
+            "without \\|",
+        ),
+        (
+            "{base_url: 'mllp://h', hl7v2: {authorities: {MRN: ''}}}",
+            "servers.a.hl7v2.authorities.MRN",
+            "non-empty",
+        ),
+        ("{base_url: 'http://h', hl7v2: {}}", "servers.a.hl7v2", "for an mllp:// server"),
+    ],
+)
+def test_a_bad_mllp_setting_is_named(
+    tmp_path: Path, settings: str, field: str, message: str
+) -> None:
+    path = config_file(tmp_path, f"servers:\n  a: {settings}\n")
+    with pytest.raises(OptionsError, match=message) as caught:
+        load_servers(path)
+    assert (caught.value.source, caught.value.field) == (str(path), field)
+
+
+def test_an_unknown_hl7v2_key_is_named(tmp_path: Path) -> None:
+    path = config_file(tmp_path, "servers:\n  a: {base_url: 'mllp://h', hl7v2: {sender: X}}\n")
+    with pytest.raises(OptionsError, match="unknown key 'sender'") as caught:
+        load_servers(path)
+    assert caught.value.field == "servers.a.hl7v2.sender"
+
+
+def test_a_token_from_the_environment_cannot_authenticate_mllp(tmp_path: Path) -> None:
+    path = config_file(tmp_path, "servers:\n  a: {base_url: 'mllp://h'}\n")
+    with pytest.raises(OptionsError, match="no authentication") as caught:
+        load_server(path, "a", env={"FHIR_GENOMICS_SERVER_TOKEN": "t"})
+    assert caught.value.field == "FHIR_GENOMICS_SERVER_TOKEN"

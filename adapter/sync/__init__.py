@@ -1,5 +1,6 @@
 """Sync with hospital FHIR servers: configuration, authentication (SMART Backend Services),
-the FHIR client, pushing reports, the durable outbox and inbound Subscription notifications.
+the FHIR client, pushing reports, the durable outbox and inbound Subscription notifications;
+and with EHRs that take genetics only as HL7 v2, over MLLP (:mod:`.mllp_client`).
 
 Data flow one way: :mod:`.config` -> :mod:`.auth` -> :mod:`.client` -> :mod:`.push`;
 :mod:`.notifications` turns what a server tells us into triggers."""
@@ -8,6 +9,7 @@ from .auth import SmartBackendServices, StaticBearer, auth_for, generate_key, jw
 from .client import FhirClient, RetryPolicy, client_for
 from .config import (
     BearerAuth,
+    Hl7v2Settings,
     NoAuth,
     ServerConfig,
     SmartBackendAuth,
@@ -16,6 +18,7 @@ from .config import (
     load_servers,
 )
 from .inbound import Inbound, Received, Retracted
+from .mllp_client import Acknowledgement, read_acknowledgement, send_message
 from .notifications import (
     ConvertFile,
     EventLedger,
@@ -43,11 +46,13 @@ from .subscribe import backport_support, subscribe
 from .worker import Sender, job_keys, send_request
 
 __all__ = [
+    "Acknowledgement",
     "BearerAuth",
     "ConvertFile",
     "EventLedger",
     "FhirClient",
     "FollowUpSearch",
+    "Hl7v2Settings",
     "Ignored",
     "InMemoryEventLedger",
     "Inbound",
@@ -85,8 +90,10 @@ __all__ = [
     "patient_key",
     "public_jwk",
     "push_bundle",
+    "read_acknowledgement",
     "receive_notification",
     "resolve_patient",
+    "send_message",
     "send_request",
     "subscribe",
 ]

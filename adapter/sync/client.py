@@ -40,7 +40,7 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 
-from ..errors import AuthError, ServerRejected, ServerUnavailable
+from ..errors import AuthError, OptionsError, ServerRejected, ServerUnavailable
 from ..metrics import Metrics
 from .auth import auth_for
 from .config import ServerConfig
@@ -327,6 +327,11 @@ def client_for(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> FhirClient:
     """The client a server's configuration describes: its auth, timeouts, retries, limits."""
+    if config.hl7v2 is not None:
+        raise OptionsError(
+            f"server {config.name!r} takes HL7 v2 over MLLP: it has no FHIR API for this",
+            field=config.name,
+        )
     retry = RetryPolicy(config.max_attempts, config.backoff_base_s, config.backoff_cap_s)
     return FhirClient(
         config.base_url,

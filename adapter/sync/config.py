@@ -26,6 +26,15 @@ The configuration is a YAML file with one entry per server::
       test:
         base_url: http://127.0.0.1:8080/fhir
         auth: {type: bearer, token_file: /run/secrets/fhir-token}
+      ehr-v2:                            # an EHR that takes genetics only as HL7 v2
+        base_url: mllp://ehr.hospital.example:2575   # port default: 2575
+        timeouts: {connect: 10, read: 120}   # read: how long to wait for the ACK
+        hl7v2:
+          sending_application: FHIR-GENOMICS   # MSH-3 to MSH-6, each an HD as written
+          sending_facility: GENELAB
+          receiving_application: EHR
+          receiving_facility: HOSPITAL
+          authorities: {HOSP: urn:oid:1.2.3.4.5.1}   # namespace ID -> identifier system
 
 Policy decided here:
 
@@ -50,6 +59,14 @@ file, or a server named ``default`` when there is no file):
   each replacing that setting of the file's ``auth: {type: smart}`` (or starting one).
 
 A token and SMART settings together are a conflict, and an error.
+
+A server whose ``base_url`` is ``mllp://host:port`` takes reports as HL7 v2.5.1 ORU^R01
+messages over MLLP instead of FHIR transactions (:mod:`adapter.sync.mllp_client`). It has no
+FHIR API, so it takes no ``auth`` other than ``none`` (MLLP has no authentication: run it on
+the hospital's network or through a TLS tunnel) and none of the settings of FHIR pushes
+(``max_entries``, ``concurrency``, ``transactions``, ``patient_identifier_system``, retries
+within a send); ``hl7v2`` holds the message header's applications and facilities and the
+assigning authorities' namespace IDs, and is taken only by such a server.
 """
 
 from __future__ import annotations
@@ -72,6 +89,7 @@ __all__ = [
     "SERVERS_ENV",
     "AuthSettings",
     "BearerAuth",
+    "Hl7v2Settings",
     "NoAuth",
     "ServerConfig",
     "SigningAlg",
@@ -106,6 +124,9 @@ _ENV_SMART: Final = {
     "FHIR_GENOMICS_SMART_TOKEN_URL": "token_url",
 }
 _ENVIRONMENT: Final = "the environment"
+_MLLP_SCHEME: Final = "mllp"
+#: the port IANA registers for HL7 over MLLP
+_MLLP_PORT: Final = 2575
 _DEFAULT_NAME: Final = "default"
 
 
@@ -152,6 +173,18 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True)
+class Hl7v2Settings:
+    """The MSH of the messages sent to an MLLP server, and how its identifiers are named."""
+
+    sending_application: str = "FHIR-GENOMICS"
+    sending_facility: str = ""
+    receiving_application: str = "EHR"
+    receiving_facility: str = ""
+    #: assigning authority namespace ID -> identifier system URI
+    authorities: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """One FHIR server: where it is, how to authenticate, and how hard to push it."""
 
@@ -166,6 +199,15 @@ class ServerConfig:
     backoff_cap_s: float = 60.0
     transactions: bool | None = None  # None: learn from the CapabilityStatement
     patient_identifier_system: str | None = None
+    #: set for an ``mllp://`` server, which takes HL7 v2 messages instead of FHIR
+    hl7v2: Hl7v2Settings | None = None
+
+    def mllp_address(self) -> tuple[str, int]:
+        """The host and port of an ``mllp://`` server."""
+        parts = urlsplit(self.base_url)
+        if parts.scheme != _MLLP_SCHEME or parts.hostname is None:
+            raise OptionsError(f"{self.base_url} is no mllp:// address", field=self.name)
+        return parts.hostname, parts.port or _MLLP_PORT
 
 
 def load_servers(path: Path) -> dict[str, ServerConfig]:
@@ -300,7 +342,19 @@ _SERVER_KEYS: Final = {
     "backoff_cap_s",
     "transactions",
     "patient_identifier_system",
+    "hl7v2",
 }
+#: settings of FHIR pushes, which an MLLP server does not take
+_FHIR_ONLY_KEYS: Final = (
+    "max_entries",
+    "concurrency",
+    "max_attempts",
+    "backoff_base_s",
+    "backoff_cap_s",
+    "transactions",
+    "patient_identifier_system",
+)
+_HL7V2_KEYS: Final = {f.name for f in fields(Hl7v2Settings)}
 _SMART_KEYS: Final = {"type", *_ENV_SMART.values(), "jku", "token_lifetime_s"}
 _BEARER_KEYS: Final = {"type", "token", "token_file"}
 
@@ -319,6 +373,10 @@ class _Reader:
         self.at = f"servers.{name}" if self.source != _ENVIRONMENT else ""
         if "base_url" not in raw:
             raise self.error("base_url", "is required: the server's FHIR base URL")
+        if urlsplit(str(raw["base_url"])).scheme == _MLLP_SCHEME:
+            return self.mllp_server(name, raw)
+        if "hl7v2" in raw:
+            raise self.error("hl7v2", "is for an mllp:// server; this one speaks FHIR")
         defaults = ServerConfig(name, "")
         timeouts = self.timeouts(raw.get("timeouts", {}))
         config = ServerConfig(
@@ -343,6 +401,50 @@ class _Reader:
         if config.backoff_cap_s < config.backoff_base_s:
             raise self.error("backoff_cap_s", "is less than backoff_base_s")
         return config
+
+    def mllp_server(self, name: str, raw: dict[str, Any]) -> ServerConfig:
+        """A server taking HL7 v2 over MLLP: its address, timeouts and message header."""
+        for key in _FHIR_ONLY_KEYS:
+            if key in raw:
+                raise self.error(key, "is a setting of FHIR pushes: an mllp:// server has none")
+        if not isinstance(self.auth(raw.get("auth", {"type": "none"})), NoAuth):
+            given = next((k for k in self.origins if k.startswith("auth.")), "auth")
+            raise self.error(given, "MLLP has no authentication: an mllp:// server takes none")
+        config = ServerConfig(
+            name=name,
+            base_url=self.mllp_url(raw["base_url"]),
+            timeouts=self.timeouts(raw.get("timeouts", {})),
+            hl7v2=self.hl7v2(raw.get("hl7v2", {})),
+        )
+        config.mllp_address()
+        return config
+
+    def mllp_url(self, value: object) -> str:
+        parts = urlsplit(str(value))
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if not parts.hostname or port == -1 or parts.path.strip("/") or parts.query:
+            raise self.error("base_url", f"{value!r} is not mllp://host or mllp://host:port")
+        return f"{_MLLP_SCHEME}://{parts.netloc}"
+
+    def hl7v2(self, data: object) -> Hl7v2Settings:
+        given = self.mapping(data, self.path("hl7v2"), _HL7V2_KEYS, set())
+        names = {
+            k: self.header_value(v, f"hl7v2.{k}") for k, v in given.items() if k != "authorities"
+        }
+        authorities = self.mapping(
+            given.get("authorities", {}), self.path("hl7v2.authorities"), None, set()
+        )
+        systems = {str(k): self.text(v, f"hl7v2.authorities.{k}") for k, v in authorities.items()}
+        return Hl7v2Settings(**names, authorities=systems)
+
+    def header_value(self, value: object, at: str) -> str:
+        """An HD of the MSH, which may be empty but cannot end or split a field."""
+        if not isinstance(value, str) or any(c in value for c in "|~\\\r\n"):
+            raise self.error(at, "must be a string without |, ~, \\ or a line break")
+        return value
 
     def auth(self, data: object) -> AuthSettings:
         kind = data.get("type") if isinstance(data, Mapping) else None

@@ -14,11 +14,19 @@ Policy:
 * **Resuming** uses the job's stored progress only if the Bundle decided now is the one the
   progress was made for (its SHA-256 is kept beside it); otherwise the push starts over,
   which only updates what is already there.
+* **HL7 v2 receivers.** A job for an ``mllp://`` server is decided under its own Consents
+  alone (such a server holds no Consent to read), written as one ORU^R01
+  (:func:`adapter.hl7v2_oru.oru_message`, under the server's ``hl7v2`` header settings) and
+  sent over MLLP (:mod:`adapter.sync.mllp_client`). Its control ID (MSH-10) derives from the
+  job and the decided Bundle, so a resend after a crash or a lost ACK carries the same one. The
+  message names the patient by identifier (PID-3) alone: no birth date or sex the Bundle does
+  not hold.
 * **Outcomes.** Sent: the job is complete. A server that still fails after the client's
   bounded retries (429, 5xx, no connection): the job is due again after a backoff that grows
   with its attempts (30 s doubling, up to an hour, with jitter). A refusal no retry can fix
   (a 4xx, no or several Patients for the MRN, our credentials refused, a Consent that cannot
-  be read): the job is parked as failed for an operator, with the server's OperationOutcome.
+  be read, an ACK of AE, a report v2 cannot carry): the job is parked as failed for an
+  operator, with the server's OperationOutcome or ACK.
 """
 
 from __future__ import annotations
@@ -42,14 +50,18 @@ from ..errors import (
     OptionsError,
     OutboxError,
     PolicyError,
+    ReportError,
     ServerUnavailable,
     SyncError,
 )
+from ..hl7v2_oru import oru_message
 from ..metrics import Metrics
 from ..model import Sex
 from ..policy import consent_from_dict
+from ..readers.fhir_report import read_report_bundle
 from .client import FhirClient, client_for
-from .config import ServerConfig
+from .config import Hl7v2Settings, ServerConfig
+from .mllp_client import send_message
 from .outbox import Job, JobSummary, Outbox, patient_key, worker_id
 from .push import Progress, push_bundle, resolve_patient
 
@@ -188,15 +200,18 @@ class Sender:
             return await asyncio.to_thread(self._outbox.park, job, error)
         transport = self._transports.get(job.server)
         try:
-            async with client_for(config, metrics=self._metrics, transport=transport) as client:
-                await self._push(client, config, job)
+            if config.hl7v2 is not None:
+                await self._deliver(config, config.hl7v2, job)
+            else:
+                async with client_for(config, metrics=self._metrics, transport=transport) as c:
+                    await self._push(c, config, job)
         except DisclosureDenied as denied:
             return await asyncio.to_thread(self._outbox.cancel, job.id, str(denied))
         except ServerUnavailable as unavailable:
             pause = max(_job_backoff(job.attempts), unavailable.retry_after or 0.0)
             at = self._now() + timedelta(seconds=pause)
             return await asyncio.to_thread(self._outbox.retry_later, job, unavailable, at)
-        except (SyncError, PolicyError, OptionsError) as refused:
+        except (SyncError, PolicyError, ReportError, OptionsError) as refused:
             return await asyncio.to_thread(self._outbox.park, job, refused)
         return await asyncio.to_thread(self._outbox.complete, job)
 
@@ -227,15 +242,36 @@ class Sender:
             concurrency=config.concurrency,
         )
 
+    async def _deliver(self, config: ServerConfig, settings: Hl7v2Settings, job: Job) -> None:
+        """The job's report, decided now, as an ORU^R01 to an MLLP server."""
+        bundle: Resource = orjson.loads(job.bundle)
+        decided = await self._decided(bundle, [], _named(_single_subject(bundle)), job, None)
+        control_id = hashlib.sha256(f"{job.id}|{_digest(decided)}".encode()).hexdigest()[:20]
+        text = await asyncio.to_thread(
+            _oru, decided, settings, control_id=control_id, now=self._now(), source=f"job {job.id}"
+        )
+        await send_message(config, text.encode("utf-8"), control_id)
+
     async def _decide(
         self, client: FhirClient, bundle: Resource, patient: Resource, job: Job
     ) -> Resource:
-        """The Bundle the policy lets go now; DisclosureDenied when it lets nothing go."""
+        """The Bundle the policy lets go now, under the Consents of the job and the server."""
         found = await client.search("Consent", {"patient": patient["reference"]})
+        return await self._decided(bundle, found, patient["named"], job, patient)
+
+    async def _decided(
+        self,
+        bundle: Resource,
+        found: list[Resource],
+        named: Resource,
+        job: Job,
+        patient: Resource | None,
+    ) -> Resource:
+        """The Bundle the policy lets go now; DisclosureDenied when it lets nothing go."""
         disclosure, sex = job_disclosure(
             job,
             found,
-            patient["named"],
+            named,
             at=self._now(),
             policy=self._policy,
             audit_log=self._audit_log,
@@ -253,16 +289,38 @@ async def _patient(client: FhirClient, bundle: Resource) -> tuple[dict[str, str]
     as the Bundle names it (``named``), as the server does (``reference``), and the server's
     ``birthDate`` and ``gender`` (for the minor and X-linked rules, when the job has none)."""
     query = _single_subject(bundle)
-    if query.startswith(_PATIENT_QUERY):
-        system, _, value = unquote(query.removeprefix(_PATIENT_QUERY)).partition("|")
-        reference = await resolve_patient(client, system, value)
+    named = _named(query)
+    if "identifier" in named:
+        identifier = named["identifier"]
+        reference = await resolve_patient(client, identifier["system"], identifier["value"])
         rewrite = {query: reference}
-        named: Resource = {"identifier": {"system": system, "value": value}}
     else:
-        reference, rewrite, named = query, {}, {"reference": query}
+        reference, rewrite = query, {}
     record, _ = await client.read("Patient", reference.removeprefix("Patient/"))
     found = {"birth_date": record.get("birthDate"), "gender": record.get("gender")}
     return rewrite, {"reference": reference, "named": named, **found}
+
+
+def _oru(
+    bundle: Resource, settings: Hl7v2Settings, *, control_id: str, now: datetime, source: str
+) -> str:
+    """A decided report Bundle as the ORU^R01 an MLLP server's settings ask for."""
+    return oru_message(
+        read_report_bundle(bundle, source=source),
+        control_id=control_id,
+        now=now,
+        sending=(settings.sending_application, settings.sending_facility),
+        receiving=(settings.receiving_application, settings.receiving_facility),
+        authorities=settings.authorities,
+    )
+
+
+def _named(query: str) -> Resource:
+    """The patient as a conditional (by identifier) or literal reference names it."""
+    if query.startswith(_PATIENT_QUERY):
+        system, _, value = unquote(query.removeprefix(_PATIENT_QUERY)).partition("|")
+        return {"identifier": {"system": system, "value": value}}
+    return {"reference": query}
 
 
 def _single_subject(bundle: Resource) -> str:
