@@ -79,6 +79,7 @@ from .mllp import DEFAULT_HOST, DEFAULT_PORT, serve_mllp
 from .model import LabReport
 from .readers.fhir_report import read_report_bundle
 from .reports import ReportOptions, convert_report
+from .sync.config import Hl7v2Settings
 from .sync.outbox import Outbox
 
 __all__ = ["add_convert_report", "add_ingest", "add_mllp"]
@@ -169,11 +170,15 @@ def add_to_hl7v2(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("bundle", type=Path, metavar="BUNDLE")
     p.add_argument("-o", "--out", type=Path, metavar="OUT", help="default: stdout")
-    for side, default in (("sending", "FHIR-GENOMICS"), ("receiving", "EHR")):
+    defaults = Hl7v2Settings()  # as a servers file's mllp:// server has them
+    for side in ("sending", "receiving"):
+        default = getattr(defaults, f"{side}_application")
         p.add_argument(
             f"--{side}-application", default=default, metavar="HD", help=f"MSH ({default})"
         )
-        p.add_argument(f"--{side}-facility", default="", metavar="HD", help="MSH")
+        p.add_argument(
+            f"--{side}-facility", default=getattr(defaults, f"{side}_facility"), metavar="HD"
+        )
     _add_message_options(p)
     p.set_defaults(run=_run_to_hl7v2)
 

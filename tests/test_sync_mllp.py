@@ -274,6 +274,8 @@ def test_a_resend_after_no_ack_carries_the_same_control_id(
         pytest.param("CR", (), JobState.PENDING, id="CR-later"),
         pytest.param("AR", ("200^no ORU here",), JobState.FAILED, id="AR-unsupported-parked"),
         pytest.param("AR", ("203^no 2.5.1",), JobState.FAILED, id="AR-version-parked"),
+        pytest.param("AR", ("101^PID-3 missing",), JobState.FAILED, id="AR-content-parked"),
+        pytest.param("AR", ("206^locked", "207^busy"), JobState.PENDING, id="AR-transient"),
     ],
 )
 def test_the_acks_code_and_conditions_decide_the_jobs_fate(

@@ -15,9 +15,11 @@ Decisions, each a policy of this module:
   receiver can recognise the second copy, as HL7 v2.5.1 2.10.2 lets it.
 * **What the ACK says** (MSA-1, HL7 table 0008; original and enhanced modes):
   AA and CA: taken. AR and CR: refused for a reason unrelated to the content (the receiver is
-  down or busy; table 0008 asks the sender to send it again), so later again; but with an ERR-3
-  condition of 200 to 205 (unsupported message type, event, processing ID or version; unknown
-  or duplicate key), which no resend fixes, parked. AE and CE: the content is wrong, parked.
+  down or busy; table 0008 asks the sender to send it again), so later again, when its ERR-3
+  conditions (HL7 table 0357) are none or only 206 (record locked) and 207 (application
+  internal error); any other condition (an unsupported message type, event, processing ID or
+  version, a segment or field the receiver refuses) is one no resend fixes: parked. AE and CE:
+  the content is wrong, parked.
   An ACK for another control ID (MSA-2), or an answer that is no ACK, is out of step: parked;
   a refusal with MSA-2 empty (a receiver that could not read our MSH-10) is taken as ours.
   Parked is :class:`~adapter.errors.MessageRefused`, with the receiver's own words (MSA-3 and
@@ -44,8 +46,8 @@ _TAKEN: Final = frozenset({"AA", "CA"})
 #: MSA-1 codes refusing the message for reasons unrelated to its content
 _REJECTED: Final = frozenset({"AR", "CR"})
 _ERRORS: Final = frozenset({"AE", "CE"})
-#: HL7 table 0357 conditions a resend cannot fix, even under AR
-_PERMANENT: Final = frozenset({"200", "201", "202", "203", "204", "205"})
+#: HL7 table 0357 conditions a later resend may get past: record locked, internal error
+_TRANSIENT: Final = frozenset({"206", "207"})
 #: the largest ACK taken; an ACK is a few hundred bytes
 _MAX_ACK_BYTES: Final = 1 << 20
 
@@ -67,7 +69,7 @@ class Acknowledgement:
         if self.code in _TAKEN:
             return
         said = f"{self.code}: {self.text}" if self.text else self.code
-        if self.code in _REJECTED and not _PERMANENT.intersection(self.conditions):
+        if self.code in _REJECTED and _TRANSIENT.issuperset(self.conditions):
             raise ServerUnavailable(
                 f"the receiver rejected the message for now ({said})", source=source
             )
