@@ -108,6 +108,13 @@ def add_mllp(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"{DEFAULT_PORT}; 0: a free one, logged"
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes converting messages, for many connections on several cores (1: none)",
+    )
     _add_intake(p)
     p.set_defaults(run=_run_mllp, subject_system=None)
 
@@ -255,10 +262,16 @@ def _reading(args: argparse.Namespace) -> Reading:
 def _run_mllp(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise OptionsError(f"no such port: {args.port}", field="--port")
+    if args.workers < 1:
+        raise OptionsError(f"{args.workers} workers: at least 1", field="--workers")
     _log_to_stderr()
     with _outbox(args) as outbox:
         intake = _intake(args, outbox)
-        asyncio.run(_until_signalled(lambda stop: serve_mllp(intake, args.host, args.port, stop)))
+        asyncio.run(
+            _until_signalled(
+                lambda stop: serve_mllp(intake, args.host, args.port, stop, args.workers)
+            )
+        )
     return 0
 
 

@@ -39,9 +39,11 @@ from .sync.outbox import Job, Outbox
 from .sync.worker import job_keys
 
 __all__ = [
+    "Converted",
     "Intake",
     "Reading",
     "Taken",
+    "convert_input",
     "is_phenopacket",
     "parse_authorities",
     "parse_zone",
@@ -141,6 +143,22 @@ def read_file(path: Path) -> bytes:
 
 
 @dataclass(frozen=True)
+class Converted:
+    """An input's reports and their validated Bundles, not queued yet: the CPU-bound part of
+    taking it, which a worker process may do."""
+
+    header: MessageHeader | None
+    reports: tuple[LabReport, ...]
+    bundles: tuple[bytes, ...]
+
+
+def convert_input(reading: Reading, data: bytes, source: str, phenopacket: bool) -> Converted:
+    """An HL7 v2 message's (or a Phenopacket's) reports read and converted, all or none."""
+    header, reports = reading.read(data, source, phenopacket=phenopacket)
+    return Converted(header, reports, tuple(report_bundle(r, source) for r in reports))
+
+
+@dataclass(frozen=True)
 class Intake:
     """Takes reports in for ``server`` (a configured server's name), under ``request`` (see
     :func:`adapter.sync.worker.send_request`), read as ``reading`` says."""
@@ -162,16 +180,18 @@ class Intake:
         """A dropped file: a Phenopacket by its ``.json`` name, else an HL7 v2 message."""
         return self._taken(read_file(path), path.name, phenopacket=is_phenopacket(path))
 
-    def _taken(self, data: bytes, source: str, *, phenopacket: bool) -> Taken:
-        header, reports = self.reading.read(data, source, phenopacket=phenopacket)
-        return Taken(header, self._queued(reports, source))
-
-    def _queued(self, reports: tuple[LabReport, ...], source: str) -> tuple[Job, ...]:
-        bundles = [report_bundle(report, source) for report in reports]
-        return tuple(
-            self._enqueue(bundle, self._request(report))
-            for report, bundle in zip(reports, bundles, strict=True)
+    def queue(self, converted: Converted) -> Taken:
+        """Reports converted (here or by :func:`convert_input` in another process), queued."""
+        return Taken(
+            converted.header,
+            tuple(
+                self._enqueue(bundle, self._request(report))
+                for report, bundle in zip(converted.reports, converted.bundles, strict=True)
+            ),
         )
+
+    def _taken(self, data: bytes, source: str, *, phenopacket: bool) -> Taken:
+        return self.queue(convert_input(self.reading, data, source, phenopacket))
 
     def _enqueue(self, bundle: bytes, request: dict[str, Any]) -> Job:
         """The report's job: new, or the open one of its order, which takes this Bundle

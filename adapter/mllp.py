@@ -18,6 +18,13 @@ Decisions, each a policy of this module:
 * **One ACK per message, in order.** A connection's messages are taken one after another,
   each acknowledged before the next is read; connections are served concurrently, their
   messages converted and queued in worker threads (blocking database and file work).
+* **Worker processes.** Conversion and validation are CPU-bound and hold the GIL, so
+  concurrent connections gain nothing from threads. With ``workers`` above 1 each message is
+  read, converted and validated (:func:`~adapter.intake.convert_input`) in a pool of that many
+  processes (spawned: forking a threaded server is unsafe; each loads the validator as it
+  starts), and queued by this process, which alone writes the outbox. A worker that dies
+  (killed, out of memory) breaks the pool: its messages are answered AR (send again), and a
+  new pool takes the next ones.
 * **Acknowledged means kept.** AA is written only after :meth:`Intake.message` returned: the
   outbox has committed every report's job, so nothing acknowledged is lost if the process
   dies afterwards. A message the process dies on before its ACK is resent by the sender; the
@@ -53,7 +60,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import secrets
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -61,8 +71,9 @@ from typing import Any, Final
 from hl7.mllp import InvalidBlockError, start_hl7_server
 
 from .errors import AdapterError, MessageError, OptionsError, OutboxError
-from .intake import Intake
+from .intake import Converted, Intake, Taken, convert_input
 from .readers.hl7v2 import MessageHeader, acknowledgement, read_header
+from .validation import load_validator
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "MAX_MESSAGE_BYTES", "MllpListener", "serve_mllp"]
 
@@ -77,6 +88,7 @@ MAX_MESSAGE_BYTES: Final = 16 << 20
 STOP_GRACE_S: Final = 60.0
 #: HL7 table 0357: application error, for failures that are not the message's content
 _APPLICATION_ERROR: Final = "207"
+_WORKER_DIED: Final = "a worker process of the adapter died: send the message again"
 _UNEXPECTED: Final = (
     "the adapter failed unexpectedly; its log names the error: send the message again"
 )
@@ -88,13 +100,20 @@ class MllpListener:
 
     intake: Intake
     max_message_bytes: int = MAX_MESSAGE_BYTES
+    #: processes converting messages; 1: threads of this process
+    workers: int = 1
     _server: asyncio.Server | None = field(default=None, init=False)
+    _pool: ProcessPoolExecutor | None = field(default=None, init=False)
     #: each connection's task, and whether it waits for a message (True) or takes one
     _connections: dict[asyncio.Task[None], bool] = field(default_factory=dict, init=False)
     _stopping: bool = field(default=False, init=False)
 
     async def start(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
         """Listen on ``host``:``port`` (0: a free port); returns the port bound."""
+        if self.workers < 1:
+            raise OptionsError(f"{self.workers} workers: at least 1", field="workers")
+        if self.workers > 1:
+            self._pool = _process_pool(self.workers)
         try:
             self._server = await start_hl7_server(
                 self._serve, host, port, limit=self.max_message_bytes
@@ -124,6 +143,8 @@ class MllpListener:
             for task in late:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self._pool is not None:
+            await asyncio.to_thread(self._pool.shutdown, cancel_futures=True)
         log.info("MLLP listener stopped")
 
     async def _serve(self, reader: Any, writer: Any) -> None:
@@ -166,7 +187,9 @@ class MllpListener:
         """The ACK of one message (its bytes as framed), after taking it into the intake;
         ``source`` names it in errors."""
         try:
-            taken = await asyncio.to_thread(self.intake.message, data, source)
+            taken = await self._take(data, source)
+        except BrokenProcessPool:
+            return _refusal(data, "AR", _application_error(_WORKER_DIED))
         except MessageError as error:
             return _refusal(data, error.ack_code, error)
         except AdapterError as error:
@@ -183,10 +206,36 @@ class MllpListener:
         )
         return _ack(taken.header, "AA", None, data)
 
+    async def _take(self, data: bytes, source: str) -> Taken:
+        """The message converted (in the pool, if any) and queued."""
+        pool = self._pool
+        if pool is None:
+            return await asyncio.to_thread(self.intake.message, data, source)
+        loop = asyncio.get_running_loop()
+        reading = self.intake.reading
+        try:
+            converted: Converted = await loop.run_in_executor(
+                pool, convert_input, reading, data, source, False
+            )
+        except BrokenProcessPool:
+            if self._pool is pool:  # the first message to find it broken renews it
+                log.error("an MLLP worker process died: starting a new pool")
+                self._pool = _process_pool(self.workers)
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        return await asyncio.to_thread(self.intake.queue, converted)
 
-async def serve_mllp(intake: Intake, host: str, port: int, stop: asyncio.Event) -> None:
+
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("spawn")  # fork is unsafe in a threaded server
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=load_validator)
+
+
+async def serve_mllp(
+    intake: Intake, host: str, port: int, stop: asyncio.Event, workers: int = 1
+) -> None:
     """Serve MLLP on ``host``:``port`` until ``stop`` is set, then stop gracefully."""
-    listener = MllpListener(intake)
+    listener = MllpListener(intake, workers=workers)
     await listener.start(host, port)
     try:
         await stop.wait()

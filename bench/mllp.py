@@ -1,6 +1,7 @@
 """MLLP throughput: 20-variant ORU^R01 messages taken end to end (framed, read, converted,
-validated, committed to a SQLite outbox, acknowledged) over one connection and over 8
-concurrent connections, side by side in one run.
+validated, committed to a SQLite outbox, acknowledged) over one connection, over 8 concurrent
+connections, and over 8 with 2 worker processes converting (``mllp --workers 2``), side by
+side in one run.
 
 The messages follow the somatic example (``examples/hl7v2/somatic-tumor.hl7``): its header,
 PID, ORC, OBR and report-level OBX, then 20 variant groups made from its first one (EGFR SNVs
@@ -11,7 +12,8 @@ waits for its ACK, as an interface engine does. Clients and listener share this 
 clients only frame bytes); the outbox is a fresh SQLite file per run. One message per
 connection is sent first, uncounted, to load the validator and the mapping tables.
 
-Reported per run: messages, wall seconds, messages per second, and the adapter's CPU seconds.
+Reported per run: messages, wall seconds, messages per second, and the CPU seconds of the
+listener's process (not of its worker processes).
 
 Then the other way, HL7 v2 out on sync: each run's queued jobs are sent by the outbox's worker
 (:class:`adapter.sync.Sender`) to an ``mllp://`` server, each decided by the policy, read back
@@ -50,7 +52,8 @@ EXAMPLE = ROOT / "examples" / "hl7v2" / "somatic-tumor.hl7"
 #: the example's PID-3.4 is a namespace ID the deployment maps
 AUTHORITIES = {"HOSP": "https://hospital.example.org/mrn"}
 VARIANTS = 20
-CONNECTIONS = (1, 8)
+#: (connections, worker processes) of each run
+RUNS = ((1, 1), (8, 1), (8, 2))
 #: OBX-3 of the example's p.HGVS: a synthetic variant has none
 AMINO_ACID_CHANGE = "48005-3"
 START, END = b"\x0b", b"\x1c\r"
@@ -132,10 +135,12 @@ async def send_all(port: int, messages: list[bytes]) -> list[bytes]:
     return acks
 
 
-async def bench(intake: Intake, messages: list[bytes], connections: int) -> tuple[float, float]:
+async def bench(
+    intake: Intake, messages: list[bytes], connections: int, workers: int
+) -> tuple[float, float]:
     """(wall seconds, CPU seconds) for ``messages`` over ``connections`` connections, after
     one uncounted message per connection."""
-    listener = MllpListener(intake)
+    listener = MllpListener(intake, workers=workers)
     port = await listener.start("127.0.0.1", 0)
     try:
         warm, counted = messages[:connections], messages[connections:]
@@ -197,12 +202,12 @@ async def send_jobs(
 
 def send_runs(tmp: str) -> None:
     """The queued jobs of the runs sent as ORU^R01, to each kind of receiver."""
-    for connections, kind in zip(
-        CONNECTIONS, ("acknowledge-only", "our MLLP listener"), strict=True
+    for (connections, workers), kind in zip(
+        RUNS, ("acknowledge-only", "our MLLP listener"), strict=False
     ):
         with (
-            open_outbox(f"sqlite:///{tmp}/outbox-{connections}.db") as outbox,
-            open_outbox(f"sqlite:///{tmp}/received-{connections}.db") as received,
+            open_outbox(f"sqlite:///{tmp}/outbox-{connections}-{workers}.db") as outbox,
+            open_outbox(f"sqlite:///{tmp}/received-{connections}-{workers}.db") as received,
         ):
             receiver = None
             if kind != "acknowledge-only":
@@ -225,16 +230,17 @@ def main() -> None:
     size = len(generate(1, "size")[0])
     print(f"{args.messages} messages of {VARIANTS} variants ({size:,} bytes) per run", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-mllp-") as tmp:
-        for connections in CONNECTIONS:
-            messages = generate(args.messages + connections, f"{connections}C")
-            with open_outbox(f"sqlite:///{tmp}/outbox-{connections}.db") as outbox:
+        for connections, workers in RUNS:
+            messages = generate(args.messages + connections, f"{connections}C{workers}W")
+            with open_outbox(f"sqlite:///{tmp}/outbox-{connections}-{workers}.db") as outbox:
                 request = send_request(purpose="TREAT")
                 intake = Intake(outbox, "bench", request, Reading(AUTHORITIES))
-                wall, cpu = asyncio.run(bench(intake, messages, connections))
+                wall, cpu = asyncio.run(bench(intake, messages, connections, workers))
                 jobs = sum(outbox.counts().values())
             print(
-                f"{connections:>2} connection(s)  {args.messages:>6} messages  {wall:7.2f} s  "
-                f"{args.messages / wall:7.1f} messages/s  CPU {cpu:6.2f} s  "
+                f"{connections:>2} connection(s), {workers} process(es)  {args.messages:>6} "
+                f"messages  {wall:7.2f} s  {args.messages / wall:7.1f} messages/s  "
+                f"CPU {cpu:6.2f} s  "
                 f"({jobs} jobs in the outbox)",
                 flush=True,
             )

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
+import signal
 import socket
 import threading
 import time
@@ -20,7 +23,7 @@ import hl7
 import orjson
 import pytest
 
-from adapter.errors import MessageError, OutboxError
+from adapter.errors import MessageError, OptionsError, OutboxError
 from adapter.intake import Intake, Reading
 from adapter.mllp import MllpListener
 from adapter.readers.hl7v2 import acknowledgement, read_header, read_oru
@@ -453,3 +456,63 @@ def test_logs_name_connections_control_ids_and_ack_codes_never_the_content(
     assert "MLLP message GL-20250612-0001 refused: AE, condition 103, field PID-3.4" in lines
     for value in PHI:
         assert value not in caplog.text, value
+
+
+# ---- worker processes -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pooled(intake: Intake) -> Iterator[Served]:
+    """A listener converting in two worker processes."""
+    running = Served(intake, workers=2)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_worker_processes_take_concurrent_connections_and_errors_cross_back(
+    pooled: Served, outbox: Outbox
+) -> None:
+    bad = (BAD / "unknown_loinc_in_variant.hl7").read_bytes()
+    with pytest.raises(MessageError) as caught:
+        read_oru(bad, authorities=AUTHORITIES)
+
+    def sender(connection: int) -> list[tuple[str, str]]:
+        with Client(pooled.port) as client:
+            return [msa(client.exchange(numbered(10 * connection + i))) for i in range(2)]
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(sender, range(4)))
+        with Client(pooled.port) as client:
+            refused = client.exchange(bad)
+    for connection, acks in enumerate(answers):
+        assert acks == [("AA", f"GL-N-{10 * connection + i:05d}") for i in range(2)]
+    assert len({job.report_key for job in outbox.list()}) == 8
+    assert msa(refused)[0] == caught.value.ack_code
+    err = refused.segment("ERR")
+    assert str(err(3)).startswith(f"{caught.value.condition}^")
+    assert str(err(2)).startswith("OBX^")
+
+
+def test_a_killed_worker_is_answered_ar_and_a_new_pool_takes_the_next_message(
+    pooled: Served, outbox: Outbox
+) -> None:
+    with Client(pooled.port) as client:
+        assert msa(client.exchange(numbered(1)))[0] == "AA"
+        workers = multiprocessing.active_children()
+        assert workers, "the pool's processes are children of the listener's process"
+        for worker in workers:
+            os.kill(worker.pid or 0, signal.SIGKILL)
+        for worker in workers:
+            worker.join(TIMEOUT_S)
+        refused = client.exchange(numbered(2))
+        assert msa(refused)[0] == "AR"
+        assert "send the message again" in str(refused.segment("ERR")(8))
+        assert msa(client.exchange(numbered(2)))[0] == "AA"
+    assert len(outbox.list()) == 2
+
+
+def test_a_listener_needs_one_worker_at_least(intake: Intake) -> None:
+    with pytest.raises(OptionsError, match="at least 1"):
+        asyncio.run(MllpListener(intake, workers=0).start("127.0.0.1", 0))
