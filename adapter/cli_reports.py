@@ -49,6 +49,7 @@ import itertools
 import logging
 import os
 import signal
+import ssl
 import sys
 import tempfile
 import time
@@ -75,7 +76,7 @@ from .intake import (
     parse_zone,
     read_file,
 )
-from .mllp import DEFAULT_HOST, DEFAULT_PORT, serve_mllp
+from .mllp import DEFAULT_HOST, DEFAULT_PORT, serve_mllp, server_tls
 from .model import LabReport
 from .readers.fhir_report import read_report_bundle
 from .reports import ReportOptions, convert_report
@@ -114,6 +115,11 @@ def add_mllp(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=1,
         metavar="N",
         help="processes converting messages, for many connections on several cores (1: none)",
+    )
+    p.add_argument("--tls-cert", type=Path, metavar="PEM", help="MLLP over TLS: our certificate")
+    p.add_argument("--tls-key", type=Path, metavar="PEM", help="its private key")
+    p.add_argument(
+        "--tls-client-ca", type=Path, metavar="PEM", help="take only clients this CA certified"
     )
     _add_intake(p)
     p.set_defaults(run=_run_mllp, subject_system=None)
@@ -264,15 +270,28 @@ def _run_mllp(args: argparse.Namespace) -> int:
         raise OptionsError(f"no such port: {args.port}", field="--port")
     if args.workers < 1:
         raise OptionsError(f"{args.workers} workers: at least 1", field="--workers")
+    tls = _listener_tls(args)
     _log_to_stderr()
     with _outbox(args) as outbox:
         intake = _intake(args, outbox)
         asyncio.run(
             _until_signalled(
-                lambda stop: serve_mllp(intake, args.host, args.port, stop, args.workers)
+                lambda stop: serve_mllp(
+                    intake, args.host, args.port, stop, workers=args.workers, tls=tls
+                )
             )
         )
     return 0
+
+
+def _listener_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise OptionsError("give --tls-cert and --tls-key together", field="--tls-cert")
+    if args.tls_cert is None:
+        if args.tls_client_ca is not None:
+            raise OptionsError("--tls-client-ca needs --tls-cert", field="--tls-client-ca")
+        return None
+    return server_tls(args.tls_cert, args.tls_key, args.tls_client_ca)
 
 
 async def _until_signalled(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:

@@ -50,6 +50,9 @@ Decisions, each a policy of this module:
 * **Graceful stop.** :meth:`MllpListener.stop` stops accepting, closes connections waiting for
   a message (one partly received is dropped unanswered), lets messages being taken finish and
   be acknowledged, then closes their connections.
+* **TLS.** With a certificate and key (:func:`server_tls`) the listener speaks MLLP over TLS
+  (1.2 or later); with a client CA too, it takes only peers whose certificate that CA signed
+  (mutual TLS). A failed handshake never reaches the intake.
 * **The ACK's own control ID** (its MSH-10) is 20 random hexadecimal digits, MSH-10's
   length in v2.5.1.
 * **Logs** name the peer's address, a message's control ID (MSH-10), its ACK code and, when
@@ -62,10 +65,12 @@ import asyncio
 import logging
 import multiprocessing
 import secrets
+import ssl
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 from hl7.mllp import InvalidBlockError, start_hl7_server
@@ -75,7 +80,14 @@ from .intake import Converted, Intake, Taken, convert_input
 from .readers.hl7v2 import MessageHeader, acknowledgement, read_header
 from .validation import load_validator
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "MAX_MESSAGE_BYTES", "MllpListener", "serve_mllp"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "MAX_MESSAGE_BYTES",
+    "MllpListener",
+    "serve_mllp",
+    "server_tls",
+]
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +120,18 @@ class MllpListener:
     _connections: dict[asyncio.Task[None], bool] = field(default_factory=dict, init=False)
     _stopping: bool = field(default=False, init=False)
 
-    async def start(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
-        """Listen on ``host``:``port`` (0: a free port); returns the port bound."""
+    async def start(
+        self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, tls: ssl.SSLContext | None = None
+    ) -> int:
+        """Listen on ``host``:``port`` (0: a free port), over TLS when ``tls`` is given;
+        returns the port bound."""
         if self.workers < 1:
             raise OptionsError(f"{self.workers} workers: at least 1", field="workers")
         if self.workers > 1:
             self._pool = _process_pool(self.workers)
         try:
             self._server = await start_hl7_server(
-                self._serve, host, port, limit=self.max_message_bytes
+                self._serve, host, port, limit=self.max_message_bytes, ssl=tls
             )
         except OSError as e:
             raise OptionsError(
@@ -124,7 +139,7 @@ class MllpListener:
                 field="port",
             ) from e
         bound: int = self._server.sockets[0].getsockname()[1]
-        log.info("MLLP listener on %s:%d", host, bound)
+        log.info("MLLP%s listener on %s:%d", " over TLS" if tls else "", host, bound)
         return bound
 
     async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
@@ -231,12 +246,36 @@ def _process_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=context, initializer=load_validator)
 
 
+def server_tls(cert_file: Path, key_file: Path, client_ca: Path | None = None) -> ssl.SSLContext:
+    """The listener's TLS: its certificate chain and key, and the CA its clients'
+    certificates must chain to (None: clients are not asked for one)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as e:
+        raise OptionsError(f"cannot be used for TLS: {e}", field="--tls-cert") from e
+    if client_ca is not None:
+        try:
+            context.load_verify_locations(client_ca)
+        except (OSError, ssl.SSLError) as e:
+            raise OptionsError(f"cannot be used for TLS: {e}", field="--tls-client-ca") from e
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 async def serve_mllp(
-    intake: Intake, host: str, port: int, stop: asyncio.Event, workers: int = 1
+    intake: Intake,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    *,
+    workers: int = 1,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """Serve MLLP on ``host``:``port`` until ``stop`` is set, then stop gracefully."""
     listener = MllpListener(intake, workers=workers)
-    await listener.start(host, port)
+    await listener.start(host, port, tls)
     try:
         await stop.wait()
     finally:

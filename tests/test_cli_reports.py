@@ -5,10 +5,12 @@ survives a kill -9 right after it, and SIGTERM stops it gracefully."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -24,6 +26,7 @@ from adapter.errors import OutboxError
 from adapter.readers.hl7v2 import read_oru
 from adapter.sync.outbox import JobState, Outbox, open_outbox
 from adapter.validation import validate_path
+from tests.tls_certs import make_certificates
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "hl7v2"
@@ -302,7 +305,16 @@ def listener(
     outbox_url: str, environment: dict[str, str]
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """``fhir-genomics mllp --port 0`` in a process of its own, and the port it logged."""
-    argv = [*CLI, "mllp", "--port", "0", *intake_options(outbox_url)]
+    with _listening(intake_options(outbox_url), environment) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _listening(
+    options: list[str], environment: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``fhir-genomics mllp --port 0 OPTIONS`` running, and the port it logged; killed after."""
+    argv = [*CLI, "mllp", "--port", "0", *options]
     process = subprocess.Popen(argv, env=environment, stderr=subprocess.PIPE, cwd=ROOT)
     try:
         yield process, _logged_port(process)
@@ -317,7 +329,7 @@ def listener(
 def _logged_port(process: subprocess.Popen[bytes]) -> int:
     assert process.stderr is not None
     while line := process.stderr.readline().decode():
-        if "MLLP listener on 127.0.0.1:" in line:
+        if "listener on 127.0.0.1:" in line:
             return int(line.rsplit(":", 1)[1])
     raise AssertionError("the listener exited before it listened")
 
@@ -357,6 +369,40 @@ def test_sigterm_stops_the_listener_gracefully(
     assert process.stderr is not None
     assert "MLLP listener stopped" in process.stderr.read().decode()
     assert len(jobs(outbox_url)) == 1
+
+
+def test_a_listener_with_workers_over_tls_takes_a_message_and_stops_on_sigterm(
+    tmp_path: Path, outbox_url: str, environment: dict[str, str]
+) -> None:
+    certificates = make_certificates(tmp_path)
+    tls = ["--tls-cert", str(certificates.server_cert), "--tls-key", str(certificates.server_key)]
+    options = ["--workers", "2", *tls, *intake_options(outbox_url)]
+    with _listening(options, environment) as (process, port):
+        context = ssl.create_default_context(cafile=certificates.ca)
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as plain,
+            context.wrap_socket(plain, server_hostname="127.0.0.1") as sock,
+        ):
+            assert b"\rMSA|AA|GL-20250612-0001\r" in _exchange(sock, GERMLINE)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(TIMEOUT_S) == 0
+    assert len(jobs(outbox_url)) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        (["--tls-cert", "cert.pem"], "--tls-cert"),
+        (["--tls-client-ca", "ca.pem"], "--tls-client-ca"),
+        (["--tls-cert", "absent.pem", "--tls-key", "absent.key"], "--tls-cert"),
+        (["--workers", "0"], "--workers"),
+    ],
+)
+def test_bad_listener_options_are_refused_before_listening(
+    outbox_url: str, options: list[str], field: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert fhir_genomics("mllp", "--port", "0", *options, *intake_options(outbox_url)) == 2
+    assert field in capsys.readouterr().err
 
 
 def test_ingest_polls_until_sigterm(

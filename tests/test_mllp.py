@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,12 +48,12 @@ TIMEOUT_S = 30.0
 class Served:
     """A listener serving from an event loop in a thread of its own, as a deployment's would."""
 
-    def __init__(self, intake: Intake, **options: Any) -> None:
+    def __init__(self, intake: Intake, tls: ssl.SSLContext | None = None, **options: Any) -> None:
         self.listener = MllpListener(intake, **options)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="mllp-listener")
         self.thread.start()
-        self.port = self.call(self.listener.start("127.0.0.1", 0))
+        self.port = self.call(self.listener.start("127.0.0.1", 0, tls))
         self.stopped = False
 
     def call(self, coroutine: Any) -> Any:

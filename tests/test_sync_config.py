@@ -233,6 +233,41 @@ def test_an_unknown_key_is_named_with_its_file(tmp_path: Path, text: str, field:
             "servers.a.auth.private_key_file",
             "lacks the key",
         ),
+        ("{base_url: 'mllp://h', max_entries: 5}", "servers.a.max_entries", "FHIR pushes"),
+        ("{base_url: 'mllp://h', transactions: true}", "servers.a.transactions", "FHIR pushes"),
+        (
+            "{base_url: 'mllp://h', auth: {type: bearer, token: t}}",
+            "servers.a.auth",
+            "no authentication",
+        ),
+        ("{base_url: 'mllp://h/path'}", "servers.a.base_url", "mllp://host:port"),
+        ("{base_url: 'mllp://h:99999'}", "servers.a.base_url", "mllp://host:port"),
+        ("{base_url: 'mllp://:2575'}", "servers.a.base_url", "mllp://host:port"),
+        (
+            "{base_url: 'mllp://h', hl7v2: {sending_facility: 'A|B'}}",
+            "servers.a.hl7v2.sending_facility",
+            "without \\|",
+        ),
+        (
+            "{base_url: 'mllp://h', hl7v2: {authorities: {MRN: ''}}}",
+            "servers.a.hl7v2.authorities.MRN",
+            "non-empty",
+        ),
+        ("{base_url: 'http://h', hl7v2: {}}", "servers.a.hl7v2", "for an mllp:// server"),
+        ("{base_url: 'mllp://h', tls: {}}", "servers.a.tls", "for an mllps:// server"),
+        ("{base_url: 'http://h', tls: {}}", "servers.a.tls", "for an mllp:// server"),
+        ("{base_url: 'mllps://h', tls: {ca_file: absent.pem}}", "servers.a.tls.ca_file", "absent"),
+        (
+            "{base_url: 'mllps://h', tls: {ca_file: servers.yaml}}",
+            "servers.a.tls.ca_file",
+            "cannot be used",
+        ),
+        ("{base_url: 'mllps://h', tls: {cert_file: c.pem}}", "servers.a.tls", "together"),
+        (
+            "{base_url: 'mllps://h', tls: {cert_file: absent.pem, key_file: absent.key}}",
+            "servers.a.tls.cert_file",
+            "cannot be used",
+        ),
     ],
 )
 def test_a_bad_value_is_named(tmp_path: Path, settings: str, field: str, message: str) -> None:
@@ -350,41 +385,6 @@ def test_an_mllp_server_takes_hl7v2_settings_and_the_default_port(tmp_path: Path
         30.0,
     )
     assert isinstance(plain.auth, NoAuth)
-
-
-@pytest.mark.parametrize(
-    ("settings", "field", "message"),
-    [
-        ("{base_url: 'mllp://h', max_entries: 5}", "servers.a.max_entries", "FHIR pushes"),
-        ("{base_url: 'mllp://h', transactions: true}", "servers.a.transactions", "FHIR pushes"),
-        (
-            "{base_url: 'mllp://h', auth: {type: bearer, token: t}}",
-            "servers.a.auth",
-            "no authentication",
-        ),
-        ("{base_url: 'mllp://h/path'}", "servers.a.base_url", "mllp://host:port"),
-        ("{base_url: 'mllp://h:99999'}", "servers.a.base_url", "mllp://host:port"),
-        ("{base_url: 'mllp://:2575'}", "servers.a.base_url", "mllp://host:port"),
-        (
-            "{base_url: 'mllp://h', hl7v2: {sending_facility: 'A|B'}}",
-            "servers.a.hl7v2.sending_facility",
-            "without \\|",
-        ),
-        (
-            "{base_url: 'mllp://h', hl7v2: {authorities: {MRN: ''}}}",
-            "servers.a.hl7v2.authorities.MRN",
-            "non-empty",
-        ),
-        ("{base_url: 'http://h', hl7v2: {}}", "servers.a.hl7v2", "for an mllp:// server"),
-    ],
-)
-def test_a_bad_mllp_setting_is_named(
-    tmp_path: Path, settings: str, field: str, message: str
-) -> None:
-    path = config_file(tmp_path, f"servers:\n  a: {settings}\n")
-    with pytest.raises(OptionsError, match=message) as caught:
-        load_servers(path)
-    assert (caught.value.source, caught.value.field) == (str(path), field)
 
 
 def test_an_unknown_hl7v2_key_is_named(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -24,6 +26,7 @@ import pytest
 from adapter.cli import main
 from adapter.errors import MessageRefused, OptionsError, ServerUnavailable
 from adapter.intake import Intake, Reading
+from adapter.mllp import server_tls
 from adapter.readers.fhir_report import read_report_bundle
 from adapter.readers.hl7v2 import read_oru
 from adapter.sync import Sender, client_for, load_servers, read_acknowledgement
@@ -31,6 +34,7 @@ from adapter.sync.config import ServerConfig
 from adapter.sync.outbox import Job, JobState, JobSummary, Outbox, open_outbox
 from adapter.sync.worker import job_keys, send_request
 from tests.test_mllp import AUTHORITIES, CORRECTED, GERMLINE, Served
+from tests.tls_certs import Certificates, make_certificates
 
 SERVER = "ehr"
 #: the germline example's MRN system (PID-3.4, ISO), which the v2 server names HOSPMRN
@@ -145,12 +149,15 @@ def _reading() -> Reading:
     return Reading(AUTHORITIES)
 
 
-def _servers(tmp_path: Path, port: int, extra: str = "") -> dict[str, ServerConfig]:
+def _servers(
+    tmp_path: Path, port: int, *, scheme: str = "mllp", extra: str = ""
+) -> dict[str, ServerConfig]:
+    """The v2 server at ``port``, with ``extra`` settings (YAML lines of the server)."""
     path = tmp_path / "servers.yaml"
     path.write_text(
         f"""servers:
   {SERVER}:
-    base_url: mllp://127.0.0.1:{port}
+    base_url: {scheme}://127.0.0.1:{port}
     timeouts: {{connect: 5, read: 5}}
     hl7v2:
       sending_application: FHIR-GENOMICS
@@ -158,7 +165,7 @@ def _servers(tmp_path: Path, port: int, extra: str = "") -> dict[str, ServerConf
       receiving_application: EHR
       receiving_facility: HOSPITAL
       authorities: {{HOSPMRN: "{MRN_SYSTEM}"}}
-{extra}""",
+{textwrap.indent(extra, "    ")}""",
         encoding="utf-8",
     )
     return load_servers(path)
@@ -457,3 +464,71 @@ def test_a_refusal_without_our_control_id_is_still_a_refusal() -> None:
     taken = read_acknowledgement(b"MSH|^~\\&|EHR\rMSA|AA|\r", "peer")
     with pytest.raises(MessageRefused, match="answers message ''"):
         taken.settle("C1", "peer")
+
+
+# ---- MLLP over TLS ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> Certificates:
+    folder = tmp_path / "certs"
+    folder.mkdir()
+    return make_certificates(folder)
+
+
+def _tls_ehr(ehr_outbox: Outbox, tls: ssl.SSLContext) -> Served:
+    return Served(Intake(ehr_outbox, "ehr-fhir", send_request(purpose="TREAT"), _reading()), tls)
+
+
+def test_a_report_reaches_a_receiver_over_tls_whose_certificate_is_verified(
+    tmp_path: Path, outbox: Outbox, drain: Drain, ehr_outbox: Outbox, certificates: Certificates
+) -> None:
+    served = _tls_ehr(ehr_outbox, server_tls(certificates.server_cert, certificates.server_key))
+    try:
+        trusted = f"tls: {{ca_file: {certificates.ca}}}\n"
+        _queued(outbox)
+        (done,) = drain(_servers(tmp_path, served.port, scheme="mllps", extra=trusted))
+        assert done.state is JobState.SENT
+        assert len(ehr_outbox.list()) == 1
+        _queued(outbox, CORRECTED)
+        (untrusted,) = drain(_servers(tmp_path, served.port, scheme="mllps"))  # system CAs
+    finally:
+        served.stop()
+    assert untrusted.state is JobState.PENDING
+    assert untrusted.last_error is not None
+    assert "certificate verify failed" in untrusted.last_error["message"]
+    assert len(ehr_outbox.list()) == 1  # the untrusted connection delivered nothing
+
+
+def test_mutual_tls_takes_only_a_client_the_ca_certified(
+    tmp_path: Path, outbox: Outbox, drain: Drain, ehr_outbox: Outbox, certificates: Certificates
+) -> None:
+    tls = server_tls(certificates.server_cert, certificates.server_key, certificates.ca)
+    served = _tls_ehr(ehr_outbox, tls)
+    try:
+        anonymous = f"tls: {{ca_file: {certificates.ca}}}\n"
+        _queued(outbox)
+        (refused,) = drain(_servers(tmp_path, served.port, scheme="mllps", extra=anonymous))
+        assert ehr_outbox.list() == []
+        known = (
+            f"tls: {{ca_file: {certificates.ca}, cert_file: {certificates.client_cert}, "
+            f"key_file: {certificates.client_key}}}\n"
+        )
+        _queued(outbox, CORRECTED)
+        (sent,) = drain(_servers(tmp_path, served.port, scheme="mllps", extra=known))
+    finally:
+        served.stop()
+    assert refused.state is JobState.PENDING
+    assert refused.last_error is not None
+    assert "does the receiver take our certificate" in refused.last_error["message"]
+    assert sent.state is JobState.SENT
+    assert len(ehr_outbox.list()) == 1
+
+
+def test_a_listener_refuses_unusable_tls_files(certificates: Certificates) -> None:
+    with pytest.raises(OptionsError) as caught:
+        server_tls(certificates.server_cert, certificates.client_key)  # a key of another cert
+    assert caught.value.field == "--tls-cert"
+    with pytest.raises(OptionsError) as caught:
+        server_tls(certificates.server_cert, certificates.server_key, certificates.server_key)
+    assert caught.value.field == "--tls-client-ca"

@@ -27,7 +27,8 @@ The configuration is a YAML file with one entry per server::
         base_url: http://127.0.0.1:8080/fhir
         auth: {type: bearer, token_file: /run/secrets/fhir-token}
       ehr-v2:                            # an EHR that takes genetics only as HL7 v2
-        base_url: mllp://ehr.hospital.example:2575   # port default: 2575
+        base_url: mllps://ehr.hospital.example:2575  # mllps: over TLS; mllp: plain; port 2575
+        tls: {ca_file: certs/ehr-ca.pem, cert_file: certs/us.pem, key_file: certs/us.key}
         timeouts: {connect: 10, read: 120}   # read: how long to wait for the ACK
         hl7v2:
           sending_application: FHIR-GENOMICS   # MSH-3 to MSH-6, each an HD as written
@@ -61,17 +62,21 @@ file, or a server named ``default`` when there is no file):
 A token and SMART settings together are a conflict, and an error.
 
 A server whose ``base_url`` is ``mllp://host:port`` takes reports as HL7 v2.5.1 ORU^R01
-messages over MLLP instead of FHIR transactions (:mod:`adapter.sync.mllp_client`). It has no
-FHIR API, so it takes no ``auth`` other than ``none`` (MLLP has no authentication: run it on
-the hospital's network or through a TLS tunnel) and none of the settings of FHIR pushes
-(``max_entries``, ``concurrency``, ``transactions``, ``patient_identifier_system``, retries
-within a send); ``hl7v2`` holds the message header's applications and facilities and the
-assigning authorities' namespace IDs, and is taken only by such a server.
+messages over MLLP instead of FHIR transactions (:mod:`adapter.sync.mllp_client`);
+``mllps://`` is MLLP over TLS (certificate and host name verified; ``tls`` names the CA file
+to trust instead of the system's, and a client certificate and key for mutual TLS, all read
+at load time so a bad file is found before any job runs). Such a server has no FHIR API, so
+it takes no ``auth`` other than ``none`` (MLLP itself has no authentication) and none of the
+settings of FHIR pushes (``max_entries``, ``concurrency``, ``transactions``,
+``patient_identifier_system``, retries within a send); ``hl7v2`` holds the message header's
+applications and facilities and the assigning authorities' namespace IDs, and is taken only
+by such a server.
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -96,6 +101,7 @@ __all__ = [
     "SigningKey",
     "SmartBackendAuth",
     "Timeouts",
+    "TlsSettings",
     "configured_servers",
     "load_server",
     "load_servers",
@@ -124,7 +130,7 @@ _ENV_SMART: Final = {
     "FHIR_GENOMICS_SMART_TOKEN_URL": "token_url",
 }
 _ENVIRONMENT: Final = "the environment"
-_MLLP_SCHEME: Final = "mllp"
+_MLLP_SCHEMES: Final = ("mllp", "mllps")  # plain, over TLS
 #: the port IANA registers for HL7 over MLLP
 _MLLP_PORT: Final = 2575
 _DEFAULT_NAME: Final = "default"
@@ -173,6 +179,22 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """How an ``mllps://`` server's certificate is trusted, and our certificate for it."""
+
+    ca_file: Path | None = None  # None: the system's trusted CAs
+    cert_file: Path | None = None  # with key_file: mutual TLS
+    key_file: Path | None = None
+
+    def context(self) -> ssl.SSLContext:
+        """A client context verifying the server's certificate and host name."""
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file is not None:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+@dataclass(frozen=True, slots=True)
 class Hl7v2Settings:
     """The MSH of the messages sent to an MLLP server, and how its identifiers are named."""
 
@@ -199,13 +221,15 @@ class ServerConfig:
     backoff_cap_s: float = 60.0
     transactions: bool | None = None  # None: learn from the CapabilityStatement
     patient_identifier_system: str | None = None
-    #: set for an ``mllp://`` server, which takes HL7 v2 messages instead of FHIR
+    #: set for an ``mllp://`` or ``mllps://`` server, which takes HL7 v2 instead of FHIR
     hl7v2: Hl7v2Settings | None = None
+    #: set for an ``mllps://`` server
+    tls: TlsSettings | None = None
 
     def mllp_address(self) -> tuple[str, int]:
-        """The host and port of an ``mllp://`` server."""
+        """The host and port of an ``mllp://`` or ``mllps://`` server."""
         parts = urlsplit(self.base_url)
-        if parts.scheme != _MLLP_SCHEME or parts.hostname is None:
+        if parts.scheme not in _MLLP_SCHEMES or parts.hostname is None:
             raise OptionsError(f"{self.base_url} is no mllp:// address", field=self.name)
         return parts.hostname, parts.port or _MLLP_PORT
 
@@ -343,6 +367,7 @@ _SERVER_KEYS: Final = {
     "transactions",
     "patient_identifier_system",
     "hl7v2",
+    "tls",
 }
 #: settings of FHIR pushes, which an MLLP server does not take
 _FHIR_ONLY_KEYS: Final = (
@@ -355,6 +380,7 @@ _FHIR_ONLY_KEYS: Final = (
     "patient_identifier_system",
 )
 _HL7V2_KEYS: Final = {f.name for f in fields(Hl7v2Settings)}
+_TLS_KEYS: Final = {f.name for f in fields(TlsSettings)}
 _SMART_KEYS: Final = {"type", *_ENV_SMART.values(), "jku", "token_lifetime_s"}
 _BEARER_KEYS: Final = {"type", "token", "token_file"}
 
@@ -373,10 +399,11 @@ class _Reader:
         self.at = f"servers.{name}" if self.source != _ENVIRONMENT else ""
         if "base_url" not in raw:
             raise self.error("base_url", "is required: the server's FHIR base URL")
-        if urlsplit(str(raw["base_url"])).scheme == _MLLP_SCHEME:
+        if urlsplit(str(raw["base_url"])).scheme in _MLLP_SCHEMES:
             return self.mllp_server(name, raw)
-        if "hl7v2" in raw:
-            raise self.error("hl7v2", "is for an mllp:// server; this one speaks FHIR")
+        for key in ("hl7v2", "tls"):
+            if key in raw:
+                raise self.error(key, "is for an mllp:// server; this one speaks FHIR")
         defaults = ServerConfig(name, "")
         timeouts = self.timeouts(raw.get("timeouts", {}))
         config = ServerConfig(
@@ -410,14 +437,31 @@ class _Reader:
         if not isinstance(self.auth(raw.get("auth", {"type": "none"})), NoAuth):
             given = next((k for k in self.origins if k.startswith("auth.")), "auth")
             raise self.error(given, "MLLP has no authentication: an mllp:// server takes none")
-        config = ServerConfig(
+        base_url = self.mllp_url(raw["base_url"])
+        secure = base_url.startswith("mllps:")
+        if "tls" in raw and not secure:
+            raise self.error("tls", "is for an mllps:// server (MLLP over TLS)")
+        return ServerConfig(
             name=name,
-            base_url=self.mllp_url(raw["base_url"]),
+            base_url=base_url,
             timeouts=self.timeouts(raw.get("timeouts", {})),
             hl7v2=self.hl7v2(raw.get("hl7v2", {})),
+            tls=self.tls(raw.get("tls", {})) if secure else None,
         )
-        config.mllp_address()
-        return config
+
+    def tls(self, data: object) -> TlsSettings:
+        given = self.mapping(data, self.path("tls"), _TLS_KEYS, set())
+        files = {k: self.folder / self.text(v, f"tls.{k}") for k, v in given.items()}
+        if ("cert_file" in files) != ("key_file" in files):
+            raise self.error("tls", "give cert_file and key_file together (mutual TLS)")
+        settings = TlsSettings(**files)
+        # the CA file alone first, so that an error names the file at fault
+        for key, trial in (("ca_file", TlsSettings(settings.ca_file)), ("cert_file", settings)):
+            try:
+                trial.context()
+            except (OSError, ssl.SSLError) as e:
+                raise self.error(f"tls.{key}", f"{files[key]}: cannot be used: {e}") from e
+        return settings
 
     def mllp_url(self, value: object) -> str:
         parts = urlsplit(str(value))
@@ -427,7 +471,7 @@ class _Reader:
             port = -1
         if not parts.hostname or port == -1 or parts.path.strip("/") or parts.query:
             raise self.error("base_url", f"{value!r} is not mllp://host or mllp://host:port")
-        return f"{_MLLP_SCHEME}://{parts.netloc}"
+        return f"{parts.scheme}://{parts.netloc}"
 
     def hl7v2(self, data: object) -> Hl7v2Settings:
         given = self.mapping(data, self.path("hl7v2"), _HL7V2_KEYS, set())

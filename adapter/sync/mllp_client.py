@@ -8,6 +8,9 @@ Decisions, each a policy of this module:
 * **One connection per message.** The message goes out, its ACK is awaited for the server's
   read timeout, and the connection is closed: a late ACK can never be taken for the next
   message's. An EHR's interface engine keeps no state between connections that we need.
+* **TLS** (``mllps://``): the server's certificate and host name are verified, as the
+  server's ``tls`` settings say; a handshake that fails (an untrusted or expired certificate)
+  is a connection that failed, so the job waits for the certificate to be fixed.
 * **Unreachable or silent is "later".** No connection within the connect timeout, a
   connection closed before the ACK, or no ACK within the read timeout is
   :class:`~adapter.errors.ServerUnavailable`: the outbox sends the message again later.
@@ -113,9 +116,10 @@ async def send_message(config: ServerConfig, data: bytes, control_id: str) -> No
     host, port = config.mllp_address()
     source = config.base_url
     timeouts = config.timeouts
+    tls = config.tls.context() if config.tls is not None else None
     try:
         reader, writer = await asyncio.wait_for(
-            open_hl7_connection(host, port, limit=_MAX_ACK_BYTES), timeouts.connect
+            open_hl7_connection(host, port, limit=_MAX_ACK_BYTES, ssl=tls), timeouts.connect
         )
     except (OSError, TimeoutError) as e:
         raise ServerUnavailable(f"cannot connect: {_reason(e)}", source=source) from None
@@ -127,9 +131,9 @@ async def send_message(config: ServerConfig, data: bytes, control_id: str) -> No
         message = f"no ACK within {timeouts.read:g} s (timeouts.read)"
         raise ServerUnavailable(message, source=source) from None
     except (OSError, asyncio.IncompleteReadError) as e:
-        raise ServerUnavailable(
-            f"the connection ended before the ACK: {_reason(e)}", source=source
-        ) from None
+        hint = " (over TLS: does the receiver take our certificate?)" if tls else ""
+        message = f"the connection ended before the ACK: {_reason(e)}{hint}"
+        raise ServerUnavailable(message, source=source) from None
     except (ValueError, InvalidBlockError):
         raise MessageRefused("the answer is no MLLP frame", ack_code="", source=source) from None
     finally:
