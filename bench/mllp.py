@@ -202,8 +202,10 @@ async def send_jobs(
 
 def send_runs(tmp: str) -> None:
     """The queued jobs of the runs sent as ORU^R01, to each kind of receiver."""
-    for (connections, workers), kind in zip(
-        RUNS, ("acknowledge-only", "our MLLP listener"), strict=False
+    # the single-process runs' jobs: the first run's to one receiver, the second's to the other
+    for (connections, workers), kind in (
+        (RUNS[0], "acknowledge-only"),
+        (RUNS[1], "our MLLP listener"),
     ):
         with (
             open_outbox(f"sqlite:///{tmp}/outbox-{connections}-{workers}.db") as outbox,
